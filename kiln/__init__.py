@@ -1,0 +1,37 @@
+"""kiln — an ML compiler with pluggable hardware code generation.
+
+``import kiln`` is light: numpy and the standard library. Frontends import their source
+framework (onnx, torch, jax) only when called.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import ir
+from .errors import (
+    ArtifactError,
+    ConversionError,
+    InterpreterError,
+    KilnError,
+    ModelLoadError,
+    ParseError,
+    UnsupportedOperatorError,
+    VerificationError,
+)
+from .ir import Graph, interpret, parse, verify
+from . import frontends
+
+__all__ = [
+    "__version__", "ir", "frontends", "Graph", "interpret", "parse", "verify",
+    "KilnError", "UnsupportedOperatorError", "ModelLoadError", "ConversionError", "VerificationError",
+    "ParseError", "InterpreterError", "ArtifactError",
+]
+
+
+def __getattr__(name):
+    # heavier submodules load on first use
+    if name in ("testing", "passes"):
+        import importlib
+
+        return importlib.import_module(f"kiln.{name}")
+    raise AttributeError(f"module 'kiln' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""kiln.compiler — filled in by the codegen work (see DESIGN.md)."""

@@ -1,0 +1,5 @@
+"""Core op definitions. Importing this package registers every op in :data:`kiln.ir.registry.OPS`.
+
+One module per family; each op is defined once, in one of them.
+"""
+from . import elementwise, linalg, movement, reduce  # noqa: F401

@@ -1,0 +1,233 @@
+"""Elementwise ops: one table row per op.
+
+Each row is the whole definition of the op: its name, which dtypes it accepts, its result dtype
+and its numpy semantics. Binary and ternary ops broadcast their operands numpy-style.
+Integer division truncates toward zero (C semantics), as every target's integer divide does.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..registry import Attr, OpDef, register
+from ..types import TensorType
+from ._util import broadcast_shapes, require, same_dtype
+
+# dtype classes an op accepts
+_CLASSES = {
+    "float": lambda d: d.is_float,
+    "signed": lambda d: d.kind in ("float", "int"),
+    "num": lambda d: d.kind in ("float", "int", "uint"),
+    "int": lambda d: d.is_int,
+    "bool": lambda d: d.kind == "bool",
+    "intbool": lambda d: d.is_int or d.kind == "bool",
+    "any": lambda d: True,
+}
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def _round_half_even(x):
+    return np.round(x)
+
+
+def _relu(x):
+    return np.maximum(x, np.zeros((), x.dtype))
+
+
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        return np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))))
+
+
+def _sign(x):
+    return np.sign(x)
+
+
+def _rsqrt(x):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 / np.sqrt(x)
+
+
+def _recip(x):
+    with np.errstate(divide="ignore"):
+        return 1.0 / x
+
+
+#: name -> (accepted dtype class, result: 'same' | 'bool', numpy function, evaluate in float64?)
+UNARY = {
+    "abs": ("num", "same", np.abs, False),
+    "neg": ("signed", "same", np.negative, False),
+    "relu": ("signed", "same", _relu, False),
+    "sign": ("num", "same", _sign, False),
+    "floor": ("float", "same", np.floor, False),
+    "ceil": ("float", "same", np.ceil, False),
+    "round": ("float", "same", _round_half_even, False),
+    "exp": ("float", "same", np.exp, True),
+    "log": ("float", "same", np.log, True),
+    "sqrt": ("float", "same", np.sqrt, True),
+    "rsqrt": ("float", "same", _rsqrt, True),
+    "reciprocal": ("float", "same", _recip, True),
+    "sin": ("float", "same", np.sin, True),
+    "cos": ("float", "same", np.cos, True),
+    "tan": ("float", "same", np.tan, True),
+    "asin": ("float", "same", np.arcsin, True),
+    "acos": ("float", "same", np.arccos, True),
+    "atan": ("float", "same", np.arctan, True),
+    "sinh": ("float", "same", np.sinh, True),
+    "cosh": ("float", "same", np.cosh, True),
+    "tanh": ("float", "same", np.tanh, True),
+    "asinh": ("float", "same", np.arcsinh, True),
+    "acosh": ("float", "same", np.arccosh, True),
+    "atanh": ("float", "same", np.arctanh, True),
+    "sigmoid": ("float", "same", _sigmoid, True),
+    "erf": ("float", "same", lambda x: _erf(x).astype(np.float64), True),
+    "not": ("bool", "same", np.logical_not, False),
+    "bitwise_not": ("int", "same", np.invert, False),
+    "isnan": ("float", "bool", np.isnan, False),
+}
+
+
+def _int_div(a, b):
+    if a.dtype.kind in "iu":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(b == 0, 0, a // np.where(b == 0, 1, b))
+            r = a - q * b
+            # floor -> truncate: adjust when signs differ and the division was inexact
+            fix = (r != 0) & ((a < 0) != (b < 0))
+            return (q + fix).astype(a.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.divide(a, b)
+
+
+def _mod(a, b, fmod):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if fmod:
+            return np.fmod(a, b)
+        if a.dtype.kind in "iu":
+            return np.mod(a, np.where(b == 0, 1, b)) * (b != 0)
+        return np.mod(a, b)
+
+
+def _pow(a, b):
+    if a.dtype.kind in "iu":
+        return np.power(a.astype(np.int64), b.astype(np.int64))
+    with np.errstate(all="ignore"):
+        return np.power(a.astype(np.float64), b.astype(np.float64))
+
+
+def _shift_left(a, b):
+    return np.left_shift(a, b)
+
+
+def _shift_right(a, b):
+    return np.right_shift(a, b)
+
+
+#: name -> (accepted dtype class, result: 'same' | 'bool', numpy function, traits, attrs)
+BINARY = {
+    "add": ("num", "same", np.add, ("commutative",), {}),
+    "sub": ("num", "same", np.subtract, (), {}),
+    "mul": ("num", "same", np.multiply, ("commutative",), {}),
+    "div": ("num", "same", _int_div, (), {}),
+    "pow": ("num", "same", _pow, (), {}),
+    "max": ("num", "same", np.maximum, ("commutative",), {}),
+    "min": ("num", "same", np.minimum, ("commutative",), {}),
+    "mod": ("num", "same", _mod, (), {"fmod": Attr("bool", False)}),
+    "equal": ("any", "bool", np.equal, ("commutative",), {}),
+    "less": ("num", "bool", np.less, (), {}),
+    "less_equal": ("num", "bool", np.less_equal, (), {}),
+    "greater": ("num", "bool", np.greater, (), {}),
+    "greater_equal": ("num", "bool", np.greater_equal, (), {}),
+    "and": ("bool", "bool", np.logical_and, ("commutative",), {}),
+    "or": ("bool", "bool", np.logical_or, ("commutative",), {}),
+    "xor": ("bool", "bool", np.logical_xor, ("commutative",), {}),
+    "bitwise_and": ("int", "same", np.bitwise_and, ("commutative",), {}),
+    "bitwise_or": ("int", "same", np.bitwise_or, ("commutative",), {}),
+    "bitwise_xor": ("int", "same", np.bitwise_xor, ("commutative",), {}),
+    "shift_left": ("int", "same", _shift_left, (), {}),
+    "shift_right": ("int", "same", _shift_right, (), {}),
+}
+
+
+def _check_class(name, cls, t):
+    require(_CLASSES[cls](t.dtype), f"{name} does not accept dtype {t.dtype} (needs {cls})")
+
+
+def _make_unary(name, cls, result, fn, wide):
+    def infer(x: TensorType):
+        _check_class(name, cls, x)
+        return TensorType("bool" if result == "bool" else x.dtype, x.shape)
+
+    def reference(x):
+        with np.errstate(all="ignore"):
+            y = fn(x.astype(np.float64) if wide and x.dtype.itemsize < 8 else x)
+        return np.asarray(y).astype(np.bool_ if result == "bool" else x.dtype)
+
+    return OpDef(name, ("x",), {}, 1, infer, reference, frozenset({"elementwise"}),
+                 doc=f"elementwise {name}")
+
+
+def _make_binary(name, cls, result, fn, traits, attrs):
+    def infer(a: TensorType, b: TensorType, **kw):
+        same_dtype(name, a, b)
+        _check_class(name, cls, a)
+        return TensorType("bool" if result == "bool" else a.dtype, broadcast_shapes(a.shape, b.shape))
+
+    def reference(a, b, **kw):
+        with np.errstate(all="ignore"):
+            y = fn(a, b, **kw)
+        return np.asarray(y).astype(np.bool_ if result == "bool" else a.dtype)
+
+    return OpDef(name, ("a", "b"), attrs, 1, infer, reference, frozenset({"elementwise", *traits}),
+                 doc=f"elementwise {name}, numpy broadcasting")
+
+
+for _n, _row in UNARY.items():
+    register(_make_unary(_n, *_row))
+for _n, _row in BINARY.items():
+    register(_make_binary(_n, *_row))
+
+
+def _isinf_infer(x: TensorType, detect_positive, detect_negative):
+    _check_class("isinf", "float", x)
+    return TensorType("bool", x.shape)
+
+
+def _isinf_ref(x, detect_positive, detect_negative):
+    return (np.isposinf(x) & detect_positive) | (np.isneginf(x) & detect_negative)
+
+
+register(OpDef("isinf", ("x",), {"detect_positive": Attr("bool", True), "detect_negative": Attr("bool", True)},
+               1, _isinf_infer, _isinf_ref, frozenset({"elementwise"}), doc="elementwise isinf"))
+
+
+def _where_infer(cond: TensorType, a: TensorType, b: TensorType):
+    require(cond.dtype.name == "bool", f"where: condition must be bool, got {cond.dtype}")
+    same_dtype("where", a, b)
+    return TensorType(a.dtype, broadcast_shapes(cond.shape, a.shape, b.shape))
+
+
+def _where_ref(cond, a, b):
+    return np.where(cond, a, b).astype(a.dtype)
+
+
+register(OpDef("where", ("cond", "a", "b"), {}, 1, _where_infer, _where_ref, frozenset({"elementwise"}),
+               doc="select a where cond else b, numpy broadcasting"))
+
+
+def _cast_infer(x: TensorType, to, saturate):
+    return TensorType(to, x.shape)
+
+
+def _cast_ref(x, to, saturate):
+    from ._cast import cast_array
+
+    return cast_array(x, to, saturate)
+
+
+register(OpDef("cast", ("x",), {"to": Attr("dtype"), "saturate": Attr("bool", True)}, 1,
+               _cast_infer, _cast_ref, frozenset({"elementwise"}),
+               doc="convert elements to another dtype; float->int truncates toward zero; "
+                   "saturate clamps out-of-range values for float8 targets"))

@@ -1,0 +1,1 @@
+"""kiln.runtime — filled in by the codegen work (see DESIGN.md)."""

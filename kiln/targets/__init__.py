@@ -1,0 +1,1 @@
+"""kiln.targets — filled in by the codegen work (see DESIGN.md)."""
