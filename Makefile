@@ -1,0 +1,35 @@
+# The two set-up commands of the README. Both create .venv when it is missing.
+#   make demo   install kiln, convert and run the bundled example model
+#   make test   install the test extras and run the suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+# pytest workers: both cores by default
+JOBS   ?= 2
+
+.PHONY: demo test conformance clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.demo-installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e ".[onnx,bench]"
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(PY) examples/demo.py
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest -q -n $(JOBS) -p no:cacheprovider
+
+conformance: $(VENV)/.test-installed
+	$(PY) benchmarks/onnx_conformance.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
