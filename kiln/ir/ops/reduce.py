@@ -1,12 +1,20 @@
 """Reductions over a set of axes, and arg-reductions over one axis.
 
-An empty ``axes`` reduces nothing (the identity), matching ONNX's ``noop_with_empty_axes``;
-frontends spell "all axes" out explicitly.
+An empty ``axes`` attribute reduces nothing (the identity), matching ONNX's
+``noop_with_empty_axes``; frontends spell "all axes" out explicitly. Reducing an empty set gives
+the reduction's identity (0 for sum, 1 for prod, -inf / the smallest value for max, ...).
+
+Each reduction has a ``*_dynamic`` twin, defined beside it, that takes the axes as a run-time
+int64 operand (ONNX's ``axes`` input when it is a graph input). There an empty axes operand
+reduces every axis unless ``noop_with_empty_axes`` is set, as in ONNX; the result rank follows
+from the axes operand's static length, its dims are known only at run time.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
+from .. import dims
 from ..registry import Attr, OpDef, register
 from ..types import TensorType
 from ._util import norm_axes, norm_axis, require
@@ -19,53 +27,114 @@ def _reduced_shape(x: TensorType, axes, keepdims):
     return [d for i, d in enumerate(x.shape) if i not in ax]
 
 
-def _np_reduce(fn, empty_ok):
+def _is_float(dt: np.dtype) -> bool:
+    """True for numpy floats and the ml_dtypes float formats (bfloat16, float8, ...)."""
+    if dt.kind == "f":
+        return True
+    return dt.type.__module__.startswith("ml_dtypes") and "int" not in dt.name
+
+
+def _identity(kind: str, dt: np.dtype):
+    """The value max/min reduce an empty set to."""
+    if dt == np.bool_:
+        return kind == "min"
+    if _is_float(dt):
+        return -np.inf if kind == "max" else np.inf
+    info = ml_dtypes.iinfo(dt) if dt.type.__module__.startswith("ml_dtypes") else np.iinfo(dt)
+    return info.min if kind == "max" else info.max
+
+
+def _reduce_array(kind, fn, x: np.ndarray, ax: tuple, keepdims: bool) -> np.ndarray:
+    """Reduce ``x`` over the normalised axes ``ax`` (non-empty) with numpy function ``fn``."""
+    if x.size == 0 and kind in ("max", "min"):
+        out_shape = [1 if i in ax else d for i, d in enumerate(x.shape)]
+        r = np.full(out_shape, _identity(kind, x.dtype), dtype=x.dtype)
+        return r if keepdims else r.reshape([d for i, d in enumerate(x.shape) if i not in ax])
+    # accumulate narrow floats in float64; ints wrap like the target's integer arithmetic
+    wide = x.astype(np.float64) if _is_float(x.dtype) and kind in ("sum", "prod", "mean") else x
+    with np.errstate(all="ignore"):
+        r = np.asarray(fn(wide, axis=ax, keepdims=keepdims))
+    return r.astype(x.dtype)
+
+
+def _static_ref(kind, fn):
     def run(x, axes, keepdims):
-        ax = tuple(a % x.ndim for a in axes) if x.ndim else ()
+        ax = tuple(sorted({a % x.ndim for a in axes})) if x.ndim else ()
         if not ax:
             return x.copy()
-        if x.size == 0 and not empty_ok:
-            # max/min over nothing: the identity of the reduction (-inf / +inf, or int bounds)
-            out_shape = [1 if i in ax else d for i, d in enumerate(x.shape)]
-            ident = _identity(fn, x.dtype)
-            r = np.full(out_shape, ident, dtype=x.dtype)
-            return r if keepdims else r.reshape([d for i, d in enumerate(x.shape) if i not in ax])
-        with np.errstate(all="ignore"):
-            return np.asarray(fn(x, axis=ax, keepdims=keepdims)).astype(x.dtype)
+        return _reduce_array(kind, fn, x, ax, keepdims)
     return run
 
 
-def _identity(fn, dt):
-    big = np.inf if dt.kind == "f" else (np.iinfo(dt).max if dt.kind in "iu" else True)
-    small = -np.inf if dt.kind == "f" else (np.iinfo(dt).min if dt.kind in "iu" else False)
-    return small if fn is np.max else big
+def _dynamic_ref(kind, fn):
+    def run(x, axes, keepdims, noop_with_empty_axes):
+        ax = [int(a) for a in np.asarray(axes).reshape(-1)]
+        if not ax:
+            if noop_with_empty_axes:
+                return x.copy()
+            ax = list(range(x.ndim))
+        ax = tuple(sorted({a % x.ndim for a in ax})) if x.ndim else ()
+        if not ax:
+            return x.copy()
+        return _reduce_array(kind, fn, x, ax, keepdims)
+    return run
 
 
-#: name -> (numpy reduction, defined on empty input?)
+#: kind -> numpy reduction
 REDUCTIONS = {
-    "reduce_sum": (np.sum, True),
-    "reduce_prod": (np.prod, True),
-    "reduce_max": (np.max, False),
-    "reduce_min": (np.min, False),
-    "reduce_mean": (np.mean, True),
+    "sum": np.sum,
+    "prod": np.prod,
+    "max": np.max,
+    "min": np.min,
+    "mean": np.mean,
 }
 
 
-def _make(name, fn, empty_ok):
+def _check_dtype(name, kind, x: TensorType):
+    require(x.dtype.name != "bool" or kind in ("max", "min"), f"{name} does not accept bool")
+
+
+def _make(kind, fn):
+    name = f"reduce_{kind}"
+
     def infer(x: TensorType, axes, keepdims):
-        require(x.dtype.name != "bool" or name in ("reduce_max", "reduce_min"),
-                f"{name} does not accept bool")
+        _check_dtype(name, kind, x)
         return TensorType(x.dtype, _reduced_shape(x, axes, keepdims))
 
     return OpDef(name, ("x",), {"axes": Attr("ints"), "keepdims": Attr("bool", True)}, 1, infer,
-                 _np_reduce(fn, empty_ok), frozenset({"reduction"}), doc=f"{name} over axes")
+                 _static_ref(kind, fn), frozenset({"reduction"}),
+                 doc=f"{kind} over the listed axes (none listed: the identity)")
 
 
-for _n, (_f, _e) in REDUCTIONS.items():
-    register(_make(_n, _f, _e))
+def _make_dynamic(kind, fn):
+    name = f"reduce_{kind}_dynamic"
+
+    def infer(x: TensorType, axes: TensorType, keepdims, noop_with_empty_axes):
+        _check_dtype(name, kind, x)
+        require(axes.dtype.is_int and axes.rank == 1 and isinstance(axes.shape[0], int),
+                f"{name}: axes operand must be a 1-D integer tensor of static length, got {axes}")
+        n = axes.shape[0]
+        if n == 0:  # known now: the identity, or every axis
+            if noop_with_empty_axes:
+                return x
+            return TensorType(x.dtype, [1] * x.rank if keepdims else [])
+        require(n <= x.rank, f"{name}: {n} axes for an operand of rank {x.rank}")
+        return TensorType(x.dtype, [dims.UNKNOWN] * (x.rank if keepdims else x.rank - n))
+
+    return OpDef(name, ("x", "axes"), {"keepdims": Attr("bool", True),
+                                       "noop_with_empty_axes": Attr("bool", False)}, 1, infer,
+                 _dynamic_ref(kind, fn), frozenset({"reduction"}),
+                 doc=f"reduce_{kind} over run-time axes (empty: every axis, or none with noop_with_empty_axes)")
+
+
+for _k, _f in REDUCTIONS.items():
+    register(_make(_k, _f))
+    register(_make_dynamic(_k, _f))
 
 
 def _arg_infer(x: TensorType, axis, keepdims, select_last_index):
+    require(x.rank >= 1, "arg-reductions need an operand of rank >= 1")
+    require(x.dtype.name != "bool", "arg-reductions do not accept bool")
     a = norm_axis(axis, x.rank)
     return TensorType("i64", _reduced_shape(x, (a,), keepdims))
 
@@ -77,7 +146,7 @@ def _arg_ref(fn):
             r = x.shape[a] - 1 - fn(np.flip(x, a), axis=a)
         else:
             r = fn(x, axis=a)
-        r = r.astype(np.int64)
+        r = np.asarray(r).astype(np.int64)
         return np.expand_dims(r, a) if keepdims else r
     return run
 
@@ -86,4 +155,5 @@ for _n, _f in (("argmax", np.argmax), ("argmin", np.argmin)):
     register(OpDef(_n, ("x",), {"axis": Attr("int"), "keepdims": Attr("bool", True),
                                 "select_last_index": Attr("bool", False)}, 1,
                    _arg_infer, _arg_ref(_f), frozenset({"reduction"}),
-                   doc=f"{_n} along one axis, int64 indices"))
+                   doc=f"{_n} along one axis, int64 indices; ties give the first index "
+                       f"(the last with select_last_index)"))
