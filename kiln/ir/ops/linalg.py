@@ -1,8 +1,19 @@
-"""Contractions and windowed ops: matmul, convolution, pooling."""
+"""Contractions and windowed ops: matmul, convolution, pooling.
+
+The windowed ops share one convention. ``x`` is ``[N, C, *spatial]``; per spatial axis ``i`` a
+window of ``kernel[i]`` taps, ``dilations[i]`` apart, starts at ``o * strides[i] - pads[i]`` for
+output position ``o``. ``pads`` lists every axis' begin padding, then every axis' end padding
+(ONNX order). Empty ``strides`` / ``dilations`` / ``pads`` mean all ones / ones / zeros. The number
+of outputs per axis is ``floor((in + pad_begin + pad_end - span) / stride) + 1`` with
+``span = dilation * (kernel - 1) + 1``; pooling's ``ceil_mode`` rounds up instead, dropping a
+last window that would start in the end padding. Taps outside ``[-pad_begin, in + pad_end)``
+(the overhang of a ceil-mode window) never count.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from .. import dims
 from ..registry import Attr, op
 from ..types import TensorType
 from ._util import broadcast_shapes, require
@@ -32,3 +43,298 @@ class MatMul:
         if a.dtype.kind == "f" and a.dtype.itemsize < 4:
             return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
         return np.matmul(a, b)
+
+
+# --- window geometry ----------------------------------------------------------------------------
+
+def _window_params(op_name, x: TensorType, kernel, strides, dilations, pads):
+    """Check and complete (kernel, strides, dilations, pads) for an N-d window over x."""
+    n = x.rank - 2
+    require(n >= 1, f"{op_name}: input must be [N, C, *spatial] with at least one spatial axis, got {x}")
+    require(len(kernel) == n, f"{op_name}: kernel {list(kernel)} does not have {n} spatial dims for input {x}")
+    strides = tuple(strides) or (1,) * n
+    dilations = tuple(dilations) or (1,) * n
+    pads = tuple(pads) or (0,) * (2 * n)
+    require(len(strides) == n, f"{op_name}: strides {list(strides)} must have {n} entries")
+    require(len(dilations) == n, f"{op_name}: dilations {list(dilations)} must have {n} entries")
+    require(len(pads) == 2 * n, f"{op_name}: pads {list(pads)} must have {2 * n} entries (begins, then ends)")
+    require(all(k >= 1 for k in kernel), f"{op_name}: kernel sizes must be >= 1, got {list(kernel)}")
+    require(all(s >= 1 for s in strides), f"{op_name}: strides must be >= 1, got {list(strides)}")
+    require(all(d >= 1 for d in dilations), f"{op_name}: dilations must be >= 1, got {list(dilations)}")
+    require(all(p >= 0 for p in pads), f"{op_name}: pads must be >= 0, got {list(pads)}")
+    return tuple(kernel), strides, dilations, pads
+
+
+def window_count(size, k, s, d, pb, pe, ceil_mode=False):
+    """Number of window positions along one axis (a dim: symbolic sizes give symbolic counts)."""
+    span = d * (k - 1) + 1
+    if isinstance(size, int):
+        room = size + pb + pe - span
+        if room < 0:
+            return 0
+        n = (-(-room // s) if ceil_mode else room // s) + 1
+        if ceil_mode and (n - 1) * s >= size + pb:
+            n -= 1  # the last window would start in the end padding
+        return n
+    if s == 1:
+        return dims.add(size, pb + pe - span + 1)
+    q = dims.div_exact(dims.add(size, pb + pe - span), s)
+    return dims.add(q, 1) if q is not None and not ceil_mode else dims.UNKNOWN
+
+
+def _windowed_shape(op_name, x: TensorType, kernel, strides, dilations, pads, ceil_mode=False):
+    n = x.rank - 2
+    out = list(x.shape[:2])
+    for i in range(n):
+        c = window_count(x.shape[2 + i], kernel[i], strides[i], dilations[i], pads[i], pads[n + i], ceil_mode)
+        require(not isinstance(c, int) or c >= 1,
+                f"{op_name}: window {kernel[i]} (dilation {dilations[i]}) does not fit spatial axis {i} "
+                f"of {x} with pads {pads[i]}, {pads[n + i]}")
+        out.append(c)
+    return out
+
+
+def _windows(x: np.ndarray, kernel, strides, dilations, pads, out_sizes, fill):
+    """A view ``[N, C, *out, *kernel]`` of every window of ``x``, padded with ``fill``.
+
+    The input is padded with ``pads`` and, at the end, with whatever more the last windows
+    need (ceil mode); every tap of every window is then in range.
+    """
+    n = len(kernel)
+    widths = [(0, 0), (0, 0)]
+    for i in range(n):
+        need = (out_sizes[i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1
+        have = x.shape[2 + i] + pads[i] + pads[n + i]
+        widths.append((pads[i], pads[n + i] + max(0, need - have)))
+    xp = np.pad(x, widths, constant_values=fill) if any(w != (0, 0) for w in widths) else x
+    st = xp.strides
+    shape = xp.shape[:2] + tuple(out_sizes) + tuple(kernel)
+    strides_b = st[:2] + tuple(st[2 + i] * strides[i] for i in range(n)) + \
+        tuple(st[2 + i] * dilations[i] for i in range(n))
+    return np.lib.stride_tricks.as_strided(xp, shape, strides_b, writeable=False)
+
+
+def _compute_dtype(dt):
+    """The numpy dtype a windowed op accumulates in: float32 for narrow floats, else its own."""
+    if dt.kind == "f" and dt.itemsize < 4 or dt.type.__module__.startswith("ml_dtypes"):
+        return np.dtype(np.float32)
+    return dt
+
+
+def _out_sizes(x, kernel, strides, dilations, pads, ceil_mode=False):
+    n = len(kernel)
+    return [window_count(x.shape[2 + i], kernel[i], strides[i], dilations[i], pads[i], pads[n + i], ceil_mode)
+            for i in range(n)]
+
+
+# --- convolution --------------------------------------------------------------------------------
+
+_WINDOW_ATTRS = {
+    "strides": Attr("ints", ()),
+    "dilations": Attr("ints", ()),
+    "pads": Attr("ints", ()),
+}
+
+
+@op("conv", inputs=("x", "w", "bias?"), attrs={**_WINDOW_ATTRS, "group": Attr("int", 1)},
+    traits=("contraction",))
+class Conv:
+    """N-d cross-correlation: ``x [N, C, *in]`` with ``w [M, C/group, *kernel]`` (+ ``bias [M]``).
+
+    Channels split into ``group`` groups; output channel ``m`` sees input group
+    ``m // (M / group)``. Zero padding. Integer operands accumulate in their own dtype.
+    """
+
+    def infer(x: TensorType, w: TensorType, bias, strides, dilations, pads, group):
+        require(x.dtype == w.dtype, f"conv: x and w dtypes differ ({x.dtype}, {w.dtype})")
+        require(x.dtype.kind in ("float", "int", "uint"), f"conv: dtype {x.dtype} is not numeric")
+        require(w.rank == x.rank, f"conv: weight {w} must have the rank of input {x}")
+        require(group >= 1, f"conv: group must be >= 1, got {group}")
+        kernel = w.shape[2:]
+        require(all(isinstance(k, int) for k in kernel), f"conv: kernel dims of {w} must be static")
+        kernel, strides, dilations, pads = _window_params("conv", x, kernel, strides, dilations, pads)
+        c, m, cg = x.shape[1], w.shape[0], w.shape[1]
+        if isinstance(c, int) and isinstance(cg, int):
+            require(c == cg * group, f"conv: input has {c} channels, weight {w} with group {group} wants {cg * group}")
+        if isinstance(m, int):
+            require(m % group == 0, f"conv: {m} output channels do not split into {group} groups")
+        if bias is not None:
+            require(bias.dtype == x.dtype, f"conv: bias dtype {bias.dtype} differs from {x.dtype}")
+            require(bias.rank == 1 and (bias.shape[0] == m or not isinstance(m, int) or not isinstance(bias.shape[0], int)),
+                    f"conv: bias must be [{m}], got {bias}")
+        out = _windowed_shape("conv", x, kernel, strides, dilations, pads)
+        out[1] = m
+        return TensorType(x.dtype, out)
+
+    def reference(x, w, bias, strides, dilations, pads, group):
+        kernel, strides, dilations, pads = _ref_params(w.shape[2:], strides, dilations, pads)
+        ct = _compute_dtype(x.dtype)
+        sizes = _out_sizes(x, kernel, strides, dilations, pads)
+        v = _windows(x.astype(ct, copy=False), kernel, strides, dilations, pads, sizes, 0)
+        n, c = x.shape[:2]
+        m, cg = w.shape[:2]
+        ns, ksize, p = len(kernel), int(np.prod(kernel)), int(np.prod(sizes))
+        # im2col: [N, G, P, Cg*K] @ [G, Cg*K, M/G] -> [N, G, P, M/G]
+        v = v.reshape((n, group, cg) + tuple(sizes) + tuple(kernel))
+        perm = (0, 1) + tuple(range(3, 3 + ns)) + (2,) + tuple(range(3 + ns, 3 + 2 * ns))
+        cols = np.transpose(v, perm).reshape(n, group, p, cg * ksize)
+        wm = w.astype(ct, copy=False).reshape(group, m // group, cg * ksize).transpose(0, 2, 1)
+        y = np.matmul(cols, wm)  # [N, G, P, M/G]
+        y = y.transpose(0, 1, 3, 2).reshape((n, m) + tuple(sizes))
+        if bias is not None:
+            y = y + bias.astype(ct).reshape((m,) + (1,) * ns)
+        return np.ascontiguousarray(y.astype(x.dtype, copy=False))
+
+
+def _ref_params(kernel, strides, dilations, pads):
+    n = len(kernel)
+    return (tuple(kernel), tuple(strides) or (1,) * n, tuple(dilations) or (1,) * n,
+            tuple(pads) or (0,) * (2 * n))
+
+
+@op("conv_transpose", inputs=("x", "w", "bias?"),
+    attrs={**_WINDOW_ATTRS, "output_padding": Attr("ints", ()), "group": Attr("int", 1)},
+    traits=("contraction",))
+class ConvTranspose:
+    """The transpose (gradient) of ``conv``: ``x [N, C, *in]``, ``w [C, M/group, *kernel]``.
+
+    Input position ``i`` with tap ``k`` adds to output position ``i * stride + k * dilation - pad_begin``.
+    Output size per axis: ``stride * (in - 1) + output_padding + dilation * (kernel - 1) + 1
+    - pad_begin - pad_end``.
+    """
+
+    def infer(x: TensorType, w: TensorType, bias, strides, dilations, pads, output_padding, group):
+        require(x.dtype == w.dtype, f"conv_transpose: x and w dtypes differ ({x.dtype}, {w.dtype})")
+        require(x.dtype.kind in ("float", "int", "uint"), f"conv_transpose: dtype {x.dtype} is not numeric")
+        require(w.rank == x.rank, f"conv_transpose: weight {w} must have the rank of input {x}")
+        require(group >= 1, f"conv_transpose: group must be >= 1, got {group}")
+        kernel = w.shape[2:]
+        require(all(isinstance(k, int) for k in kernel), f"conv_transpose: kernel dims of {w} must be static")
+        kernel, strides, dilations, pads = _window_params("conv_transpose", x, kernel, strides, dilations, pads)
+        n = len(kernel)
+        opad = tuple(output_padding) or (0,) * n
+        require(len(opad) == n and all(p >= 0 for p in opad),
+                f"conv_transpose: output_padding {list(output_padding)} must be {n} non-negative ints")
+        c, m = x.shape[1], dims.mul(w.shape[1], group)
+        if isinstance(c, int) and isinstance(w.shape[0], int):
+            require(c == w.shape[0], f"conv_transpose: input has {c} channels, weight {w} wants {w.shape[0]}")
+            require(c % group == 0, f"conv_transpose: {c} input channels do not split into {group} groups")
+        if bias is not None:
+            require(bias.dtype == x.dtype and bias.rank == 1, f"conv_transpose: bias must be [{m}] {x.dtype}, got {bias}")
+        out = [x.shape[0], m]
+        for i in range(n):
+            full = dilations[i] * (kernel[i] - 1) + 1 + opad[i] - pads[i] - pads[n + i]
+            size = dims.add(dims.mul(dims.add(x.shape[2 + i], -1), strides[i]), full)
+            require(not isinstance(size, int) or size >= 1,
+                    f"conv_transpose: pads {list(pads)} leave no output along spatial axis {i}")
+            out.append(size)
+        return TensorType(x.dtype, out)
+
+    def reference(x, w, bias, strides, dilations, pads, output_padding, group):
+        kernel, strides, dilations, pads = _ref_params(w.shape[2:], strides, dilations, pads)
+        ns = len(kernel)
+        opad = tuple(output_padding) or (0,) * ns
+        ct = _compute_dtype(x.dtype)
+        n, c = x.shape[:2]
+        mg = w.shape[1]
+        ins = x.shape[2:]
+        # every (input position, tap) product: [N, G, Mg, *K, *in]
+        xg = x.astype(ct, copy=False).reshape((n, group, c // group, -1))
+        wg = w.astype(ct, copy=False).reshape((group, c // group, mg * int(np.prod(kernel))))
+        cols = np.matmul(wg.transpose(0, 2, 1), xg)  # [N, G, Mg*K, P]
+        cols = cols.reshape((n, group, mg) + tuple(kernel) + tuple(ins))
+        full = [(ins[i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 + opad[i] for i in range(ns)]
+        y = np.zeros((n, group, mg) + tuple(full), dtype=ct)
+        for tap in np.ndindex(*kernel):
+            dst = tuple(slice(tap[i] * dilations[i], tap[i] * dilations[i] + (ins[i] - 1) * strides[i] + 1,
+                              strides[i]) for i in range(ns))
+            y[(slice(None),) * 3 + dst] += cols[(slice(None),) * 3 + tap]
+        crop = tuple(slice(pads[i], full[i] - pads[ns + i]) for i in range(ns))
+        y = y[(slice(None),) * 3 + crop].reshape((n, group * mg) + tuple(f - pads[i] - pads[ns + i]
+                                                                        for i, f in enumerate(full)))
+        if bias is not None:
+            y = y + bias.astype(ct).reshape((-1,) + (1,) * ns)
+        return np.ascontiguousarray(y.astype(x.dtype, copy=False))
+
+
+# --- pooling ------------------------------------------------------------------------------------
+
+_POOL_ATTRS = {"kernel": Attr("ints"), **_WINDOW_ATTRS, "ceil_mode": Attr("bool", False)}
+
+
+def _pool_infer(op_name, x: TensorType, kernel, strides, dilations, pads, ceil_mode):
+    require(x.dtype.kind in ("float", "int", "uint"), f"{op_name}: dtype {x.dtype} is not numeric")
+    kernel, strides, dilations, pads = _window_params(op_name, x, kernel, strides, dilations, pads)
+    return TensorType(x.dtype, _windowed_shape(op_name, x, kernel, strides, dilations, pads, ceil_mode))
+
+
+def _lowest(dt):
+    return -np.inf if dt.kind == "f" else np.iinfo(dt).min
+
+
+@op("max_pool", inputs=("x",), attrs={**_POOL_ATTRS, "with_indices": Attr("bool", False),
+                                      "storage_order": Attr("int", 0, (0, 1))}, outputs="*")
+class MaxPool:
+    """Window maximum; padding never wins. With ``with_indices`` a second result holds, per output,
+    the int64 flat index of the first maximum in ``x`` (row-major over ``[N, C, *spatial]``, or
+    column-major over the spatial dims when ``storage_order`` is 1)."""
+
+    def infer(x: TensorType, kernel, strides, dilations, pads, ceil_mode, with_indices, storage_order):
+        y = _pool_infer("max_pool", x, kernel, strides, dilations, pads, ceil_mode)
+        return [y, y.with_dtype("i64")] if with_indices else [y]
+
+    def reference(x, kernel, strides, dilations, pads, ceil_mode, with_indices, storage_order):
+        kernel, strides, dilations, pads = _ref_params(kernel, strides, dilations, pads)
+        ct = _compute_dtype(x.dtype)
+        xs = x.astype(ct, copy=False)
+        sizes = _out_sizes(x, kernel, strides, dilations, pads, ceil_mode)
+        v = _windows(xs, kernel, strides, dilations, pads, sizes, _lowest(ct))
+        ns = len(kernel)
+        axes = tuple(range(2 + ns, 2 + 2 * ns))
+        y = v.max(axis=axes).astype(x.dtype)
+        if not with_indices:
+            return [y]
+        flat = v.reshape(v.shape[:2 + ns] + (-1,))
+        tap = np.unravel_index(np.argmax(flat, axis=-1), kernel)
+        spatial = x.shape[2:]
+        idx = np.zeros(y.shape, np.int64)
+        scale = 1
+        order = range(ns) if storage_order else reversed(range(ns))
+        for i in order:
+            o = np.arange(sizes[i]).reshape((-1,) + (1,) * (ns - 1 - i))
+            pos = o * strides[i] - pads[i] + tap[i] * dilations[i]
+            idx += pos * scale
+            scale *= spatial[i]
+        nc = np.arange(x.shape[0] * x.shape[1]).reshape(x.shape[:2] + (1,) * ns)
+        idx += nc * scale
+        return [y, idx]
+
+
+@op("avg_pool", inputs=("x",), attrs={**_POOL_ATTRS, "count_include_pad": Attr("bool", False)})
+class AvgPool:
+    """Window mean. The divisor counts the taps inside ``x``, plus those in ``pads`` when
+    ``count_include_pad`` (never a ceil-mode overhang). Integer inputs truncate the mean."""
+
+    def infer(x: TensorType, kernel, strides, dilations, pads, ceil_mode, count_include_pad):
+        return _pool_infer("avg_pool", x, kernel, strides, dilations, pads, ceil_mode)
+
+    def reference(x, kernel, strides, dilations, pads, ceil_mode, count_include_pad):
+        kernel, strides, dilations, pads = _ref_params(kernel, strides, dilations, pads)
+        ns = len(kernel)
+        sizes = _out_sizes(x, kernel, strides, dilations, pads, ceil_mode)
+        axes = tuple(range(2 + ns, 2 + 2 * ns))
+        v = _windows(x.astype(np.float64), kernel, strides, dilations, pads, sizes, 0.0)
+        total = v.sum(axis=axes)
+        # the divisor: taps inside x (or inside the padded extent) per window
+        ones = np.ones((1, 1) + x.shape[2:])
+        if count_include_pad:
+            ones = np.pad(ones, [(0, 0), (0, 0)] + [(pads[i], pads[ns + i]) for i in range(ns)], constant_values=1)
+            cpads = (0,) * (2 * ns)
+        else:
+            cpads = pads
+        count = _windows(ones, kernel, strides, dilations, cpads, sizes, 0.0).sum(axis=axes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = total / count
+        if x.dtype.kind in "iu":
+            y = np.trunc(y)
+        return y.astype(x.dtype)
