@@ -217,17 +217,34 @@ register(OpDef("where", ("cond", "a", "b"), {}, 1, _where_infer, _where_ref, fro
                doc="select a where cond else b, numpy broadcasting"))
 
 
-def _cast_infer(x: TensorType, to, saturate):
+def _cast_infer(x: TensorType, to, saturate, round_mode):
     return TensorType(to, x.shape)
 
 
-def _cast_ref(x, to, saturate):
+def _cast_ref(x, to, saturate, round_mode):
     from ._cast import cast_array
 
-    return cast_array(x, to, saturate)
+    return cast_array(x, to, saturate, round_mode)
 
 
-register(OpDef("cast", ("x",), {"to": Attr("dtype"), "saturate": Attr("bool", True)}, 1,
+register(OpDef("cast", ("x",), {"to": Attr("dtype"), "saturate": Attr("bool", True),
+                                "round_mode": Attr("str", "up", choices=("up", "down", "nearest"))}, 1,
                _cast_infer, _cast_ref, frozenset({"elementwise"}),
                doc="convert elements to another dtype; float->int truncates toward zero; "
-                   "saturate clamps out-of-range values for float8 targets"))
+                   "saturate clamps out-of-range values for float8 targets; round_mode says how "
+                   "values round to the power-of-two format f8e8m0"))
+
+
+def _bitcast_infer(x: TensorType, to):
+    require(x.dtype.bits == to.bits,
+            f"bitcast: {x.dtype} ({x.dtype.bits} bits) and {to} ({to.bits} bits) differ in width")
+    return TensorType(to, x.shape)
+
+
+def _bitcast_ref(x, to):
+    return np.ascontiguousarray(x).view(to.np).reshape(x.shape)
+
+
+register(OpDef("bitcast", ("x",), {"to": Attr("dtype")}, 1, _bitcast_infer, _bitcast_ref,
+               frozenset({"elementwise"}),
+               doc="reinterpret each element's bits as another dtype of the same width"))
