@@ -145,7 +145,7 @@ class Conv:
     ``m // (M / group)``. Zero padding. Integer operands accumulate in their own dtype.
     """
 
-    def infer(x: TensorType, w: TensorType, bias, strides, dilations, pads, group):
+    def infer(x: TensorType, w: TensorType, bias=None, *, strides, dilations, pads, group):
         require(x.dtype == w.dtype, f"conv: x and w dtypes differ ({x.dtype}, {w.dtype})")
         require(x.dtype.kind in ("float", "int", "uint"), f"conv: dtype {x.dtype} is not numeric")
         require(w.rank == x.rank, f"conv: weight {w} must have the rank of input {x}")
@@ -166,7 +166,7 @@ class Conv:
         out[1] = m
         return TensorType(x.dtype, out)
 
-    def reference(x, w, bias, strides, dilations, pads, group):
+    def reference(x, w, bias=None, *, strides, dilations, pads, group):
         kernel, strides, dilations, pads = _ref_params(w.shape[2:], strides, dilations, pads)
         ct = _compute_dtype(x.dtype)
         sizes = _out_sizes(x, kernel, strides, dilations, pads)
@@ -203,7 +203,7 @@ class ConvTranspose:
     - pad_begin - pad_end``.
     """
 
-    def infer(x: TensorType, w: TensorType, bias, strides, dilations, pads, output_padding, group):
+    def infer(x: TensorType, w: TensorType, bias=None, *, strides, dilations, pads, output_padding, group):
         require(x.dtype == w.dtype, f"conv_transpose: x and w dtypes differ ({x.dtype}, {w.dtype})")
         require(x.dtype.kind in ("float", "int", "uint"), f"conv_transpose: dtype {x.dtype} is not numeric")
         require(w.rank == x.rank, f"conv_transpose: weight {w} must have the rank of input {x}")
@@ -230,7 +230,7 @@ class ConvTranspose:
             out.append(size)
         return TensorType(x.dtype, out)
 
-    def reference(x, w, bias, strides, dilations, pads, output_padding, group):
+    def reference(x, w, bias=None, *, strides, dilations, pads, output_padding, group):
         kernel, strides, dilations, pads = _ref_params(w.shape[2:], strides, dilations, pads)
         ns = len(kernel)
         opad = tuple(output_padding) or (0,) * ns
