@@ -255,7 +255,11 @@ def dropout_12(ctx):
     """Dropout-12+: ratio and training_mode are optional inputs."""
     training = False
     if ctx.has_input(2):
-        training = bool(np.asarray(ctx.require_const(2, "training_mode")).reshape(-1)[0])
+        mode = ctx.const_value(2)
+        if mode is None:
+            ctx.fail("training_mode is a run-time input; kiln compiles inference graphs, so it must be "
+                     "a constant (or absent)")
+        training = bool(np.asarray(mode).reshape(-1)[0])
     ratio = np.float32(0.5)
     if ctx.has_input(1):
         ratio = ctx.const_value(1)
@@ -267,22 +271,42 @@ def dropout_12(ctx):
 # --- activations (decompositions) ----------------------------------------------------------------
 
 
+def activation(op_type: str, since: int):
+    """Register ``fn(ctx, *inputs)`` as the converter of an activation.
+
+    16-bit float inputs are computed in float32 and rounded once at the end, as ONNX's own
+    reference does; rounding after every step of a decomposition would lose several ulps.
+    """
+
+    def deco(fn):
+        def convert(ctx):
+            dt = ctx.dtype(0)
+            xs = ctx.inputs()
+            if not (dt.is_float and dt.bits < 32):
+                return fn(ctx, *xs)
+            return _cast(ctx, fn(ctx, *[x and _cast(ctx, x, kd.float32) for x in xs]), dt)
+
+        convert.__name__ = convert.__qualname__ = fn.__name__
+        convert.__doc__ = fn.__doc__
+        converter(op_type, since=since)(convert)
+        return fn
+
+    return deco
+
+
 def _where_neg(ctx, x, neg, pos, strict=True):
     """where(x < 0, neg, pos) (``x <= 0`` when not strict)."""
     cond = ctx.op("less" if strict else "less_equal", x, _k(ctx, 0, x))
     return ctx.op("where", cond, neg, pos)
 
 
-@converter("LeakyRelu", since=6)
-def leaky_relu(ctx):
-    x = ctx.input(0)
-    alpha = ctx.attr("alpha", 0.01)
-    return _where_neg(ctx, x, ctx.op("mul", x, _k(ctx, alpha, x)), x)
+@activation("LeakyRelu", since=6)
+def leaky_relu(ctx, x):
+    return _where_neg(ctx, x, ctx.op("mul", x, _k(ctx, ctx.attr("alpha", 0.01), x)), x)
 
 
-@converter("PRelu", since=7)
-def prelu(ctx):
-    x, slope = ctx.input(0), ctx.input(1)
+@activation("PRelu", since=7)
+def prelu(ctx, x, slope):
     return _where_neg(ctx, x, ctx.op("mul", x, slope), x)
 
 
@@ -290,25 +314,22 @@ def _expm1(ctx, x):
     return ctx.op("sub", ctx.op("exp", x), _k(ctx, 1, x))
 
 
-@converter("Elu", since=6)
-def elu(ctx):
-    x = ctx.input(0)
+@activation("Elu", since=6)
+def elu(ctx, x):
     alpha = ctx.attr("alpha", 1.0)
     return _where_neg(ctx, x, ctx.op("mul", _expm1(ctx, x), _k(ctx, alpha, x)), x, strict=False)
 
 
-@converter("Selu", since=6)
-def selu(ctx):
-    x = ctx.input(0)
+@activation("Selu", since=6)
+def selu(ctx, x):
     alpha = ctx.attr("alpha", 1.67326319217681884765625)
     gamma = ctx.attr("gamma", 1.05070102214813232421875)
     neg = ctx.op("mul", _expm1(ctx, x), _k(ctx, alpha * gamma, x))
     return _where_neg(ctx, x, neg, ctx.op("mul", x, _k(ctx, gamma, x)), strict=False)
 
 
-@converter("Celu", since=12)
-def celu(ctx):
-    x = ctx.input(0)
+@activation("Celu", since=12)
+def celu(ctx, x):
     alpha = ctx.attr("alpha", 1.0)
     if alpha == 0:
         ctx.fail("alpha must not be 0")
@@ -321,14 +342,13 @@ def _hard_sigmoid(ctx, x, alpha, beta):
     return ctx.op("max", ctx.op("min", y, _k(ctx, 1, x)), _k(ctx, 0, x))
 
 
-@converter("HardSigmoid", since=6)
-def hard_sigmoid(ctx):
-    return _hard_sigmoid(ctx, ctx.input(0), ctx.attr("alpha", 0.2), ctx.attr("beta", 0.5))
+@activation("HardSigmoid", since=6)
+def hard_sigmoid(ctx, x):
+    return _hard_sigmoid(ctx, x, ctx.attr("alpha", 0.2), ctx.attr("beta", 0.5))
 
 
-@converter("HardSwish", since=14)
-def hard_swish(ctx):
-    x = ctx.input(0)
+@activation("HardSwish", since=14)
+def hard_swish(ctx, x):
     return ctx.op("mul", x, _hard_sigmoid(ctx, x, 1 / 6, 0.5))
 
 
@@ -338,37 +358,32 @@ def _softplus(ctx, x):
     return ctx.op("add", ctx.op("relu", x), ctx.op("log", ctx.op("add", e, _k(ctx, 1, x))))
 
 
-@converter("Softplus", since=1)
-def softplus(ctx):
-    return _softplus(ctx, ctx.input(0))
+@activation("Softplus", since=1)
+def softplus(ctx, x):
+    return _softplus(ctx, x)
 
 
-@converter("Softsign", since=1)
-def softsign(ctx):
-    x = ctx.input(0)
+@activation("Softsign", since=1)
+def softsign(ctx, x):
     return ctx.op("div", x, ctx.op("add", ctx.op("abs", x), _k(ctx, 1, x)))
 
 
-@converter("Mish", since=18)
-def mish(ctx):
-    x = ctx.input(0)
+@activation("Mish", since=18)
+def mish(ctx, x):
     return ctx.op("mul", x, ctx.op("tanh", _softplus(ctx, x)))
 
 
-@converter("ThresholdedRelu", since=10)
-def thresholded_relu(ctx):
-    x = ctx.input(0)
+@activation("ThresholdedRelu", since=10)
+def thresholded_relu(ctx, x):
     alpha = ctx.attr("alpha", 1.0)
     return ctx.op("where", ctx.op("greater", x, _k(ctx, alpha, x)), x, _k(ctx, 0, x))
 
 
-@converter("Shrink", since=9)
-def shrink(ctx):
-    x = ctx.input(0)
+@activation("Shrink", since=9)
+def shrink(ctx, x):
     bias, lambd = ctx.attr("bias", 0.0), ctx.attr("lambd", 0.5)
-    dt = ctx.dtype(0)
     lo, hi = -lambd, lambd
-    if not dt.is_float:  # integer x: compare against the nearest integer bounds
+    if not _type(ctx, x).dtype.is_float:  # integer x: compare against the nearest integer bounds
         lo, hi = math.ceil(lo), math.floor(hi)
     below = ctx.op("less", x, _k(ctx, lo, x))
     above = ctx.op("greater", x, _k(ctx, hi, x))
@@ -382,21 +397,20 @@ def _swish(ctx, x, alpha):
     return ctx.op("mul", x, ctx.op("sigmoid", s))
 
 
-@converter("Swish", since=24)
-def swish(ctx):
-    return _swish(ctx, ctx.input(0), ctx.attr("alpha", 1.0))
+@activation("Swish", since=24)
+def swish(ctx, x):
+    return _swish(ctx, x, ctx.attr("alpha", 1.0))
 
 
-@converter("SwiGLU", since=28)
-def swiglu(ctx):
+@activation("SwiGLU", since=28)
+def swiglu(ctx, a, b):
     if ctx.shape(0) != ctx.shape(1):
         ctx.fail(f"A {list(ctx.shape(0))} and B {list(ctx.shape(1))} must have the same shape")
-    return ctx.op("mul", _swish(ctx, ctx.input(0), ctx.attr("alpha", 1.0)), ctx.input(1))
+    return ctx.op("mul", _swish(ctx, a, ctx.attr("alpha", 1.0)), b)
 
 
-@converter("Gelu", since=20)
-def gelu(ctx):
-    x = ctx.input(0)
+@activation("Gelu", since=20)
+def gelu(ctx, x):
     approx = ctx.attr("approximate", "none")
     half = ctx.op("mul", x, _k(ctx, 0.5, x))
     if approx == "none":
