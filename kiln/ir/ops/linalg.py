@@ -40,8 +40,9 @@ class MatMul:
         return TensorType(a.dtype, out)
 
     def reference(a, b):
-        if a.dtype.kind == "f" and a.dtype.itemsize < 4:
-            return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
+        ct = _compute_dtype(a.dtype)
+        if ct != a.dtype:
+            return np.matmul(a.astype(ct), b.astype(ct)).astype(a.dtype)
         return np.matmul(a, b)
 
 
@@ -116,7 +117,7 @@ def _windows(x: np.ndarray, kernel, strides, dilations, pads, out_sizes, fill):
 
 def _compute_dtype(dt):
     """The numpy dtype a windowed op accumulates in: float32 for narrow floats, else its own."""
-    if dt.kind == "f" and dt.itemsize < 4 or dt.type.__module__.startswith("ml_dtypes"):
+    if dt.kind == "f" and dt.itemsize < 4 or dt.kind == "V" or dt.type.__module__.startswith("ml_dtypes"):
         return np.dtype(np.float32)
     return dt
 

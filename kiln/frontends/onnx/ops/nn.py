@@ -238,3 +238,182 @@ def global_lp_pool(ctx):
     x = _pow_scalar(ctx, ctx.op("abs", ctx.input(0)), p)
     s = ctx.op("reduce_sum", x, axes=_global_axes(ctx), keepdims=True)
     return _pow_scalar(ctx, s, 1.0 / p)
+
+
+# --- attention ----------------------------------------------------------------------------------
+
+def _heads_first(ctx, x, heads):
+    """[B, S, H*D] -> [B, H, S, D]."""
+    b, s, hd = _type(ctx, x).shape
+    d = dims.div_exact(hd, heads)
+    if d is None:
+        ctx.fail(f"hidden size {hd} does not split into {heads} heads")
+    return ctx.op("transpose", ctx.op("reshape", x, shape=[b, s, heads, d]), perm=[0, 2, 1, 3])
+
+
+def _neg_inf_where(ctx, allowed, dtype):
+    """An additive bias: 0 where ``allowed``, -inf elsewhere."""
+    return ctx.op("where", allowed, _scalar(ctx, 0, dtype), _scalar(ctx, -np.inf, dtype))
+
+
+def _positions_bias(ctx, q_len, kv_len, offset, nonpad, causal, left, right, dtype):
+    """The causal / sliding-window bias. Query ``i`` sits at absolute position ``i + offset``
+    (``offset`` = past length, or ``nonpad_kv_seqlen[b] - q_len`` per batch) and may see key ``j``
+    when ``j <= p`` (causal), ``p - left <= j`` and ``j <= p + right`` (windows, -1 = unbounded)."""
+    rel = np.arange(q_len)[:, None] - np.arange(kv_len)[None, :] + offset  # p - j
+    diff = ctx.const(rel.astype(np.int64))
+    if nonpad is not None:
+        per_batch = ctx.op("sub", ctx.op("reshape", nonpad, shape=[_type(ctx, nonpad).shape[0], 1, 1, 1]),
+                           ctx.const(np.int64(q_len)))
+        diff = ctx.op("add", diff, per_batch)  # [B, 1, q, kv]
+    allowed = None
+    conds = []
+    if causal:
+        conds.append(("greater_equal", 0))
+    if left >= 0:
+        conds.append(("less_equal", left))
+    if right >= 0:
+        conds.append(("greater_equal", -right))
+    for op_name, bound in conds:
+        c = ctx.op(op_name, diff, ctx.const(np.int64(bound)))
+        allowed = c if allowed is None else ctx.op("and", allowed, c)
+    return _neg_inf_where(ctx, allowed, dtype)
+
+
+def _add_bias(ctx, bias, part):
+    return part if bias is None else ctx.op("add", bias, part)
+
+
+def _safe_softmax(ctx, x):
+    """Softmax over the last axis that gives 0 (not NaN) for a row of -inf."""
+    dt = _type(ctx, x).dtype
+    m = ctx.op("reduce_max", x, axes=[-1], keepdims=True)
+    zero = _scalar(ctx, 0, dt)
+    m = ctx.op("where", ctx.op("isinf", m, detect_positive=False), zero, m)
+    e = ctx.op("exp", ctx.op("sub", x, m))
+    s = ctx.op("reduce_sum", e, axes=[-1], keepdims=True)
+    s = ctx.op("where", ctx.op("equal", s, zero), _scalar(ctx, 1, dt), s)
+    return ctx.op("div", e, s)
+
+
+def _softmax_last(ctx, x):
+    m = ctx.op("reduce_max", x, axes=[-1], keepdims=True)
+    e = ctx.op("exp", ctx.op("sub", x, m))
+    return ctx.op("div", e, ctx.op("reduce_sum", e, axes=[-1], keepdims=True))
+
+
+@converter("Attention", since=23)
+def attention(ctx):
+    """Scaled dot-product attention (opset 23; 24 adds nonpad_kv_seqlen; 25 sliding windows).
+
+    softmax(softcap(Q*s @ (K*s)^T) + bias) @ V with s = sqrt(scale); the bias adds the mask,
+    the causal frontier, the window and the padding mask; GQA repeats each KV head.
+    """
+    from ..importer import onnx_dtype
+
+    q, k, v = ctx.input(0), ctx.input(1), ctx.input(2)
+    rank = ctx.rank(0)
+    if rank not in (3, 4) or ctx.rank(1) != rank or ctx.rank(2) != rank:
+        ctx.fail(f"Q, K and V must all be 3-D or all 4-D, got {ctx.type(0)}, {ctx.type(1)}, {ctx.type(2)}")
+    dt = ctx.dtype(0)
+    if rank == 3:
+        hq, hkv = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
+        if not hq or not hkv:
+            ctx.fail("3-D inputs need the q_num_heads and kv_num_heads attributes")
+        q, k, v = _heads_first(ctx, q, hq), _heads_first(ctx, k, hkv), _heads_first(ctx, v, hkv)
+    elif ctx.opset >= 25 and (ctx.has_attr("q_num_heads") or ctx.has_attr("kv_num_heads")):
+        ctx.fail("q_num_heads and kv_num_heads must not be given for 4-D inputs")
+    if ctx.has_input(4) != ctx.has_input(5):
+        ctx.fail("past_key and past_value must be given together")
+    nonpad = ctx.input(6) if ctx.has_input(6) else None
+    if nonpad is not None and ctx.has_input(4):
+        ctx.fail("nonpad_kv_seqlen cannot be combined with past_key / past_value")
+    past_len = 0
+    if ctx.has_input(4):
+        past_len = ctx.shape(4)[2]
+        k = ctx.op("concat", ctx.input(4), k, axis=2)
+        v = ctx.op("concat", ctx.input(5), v, axis=2)
+    present_k, present_v = k, v
+    b, hq, q_len, dq = _type(ctx, q).shape
+    hkv, kv_len = _type(ctx, k).shape[1:3]
+    if not all(isinstance(d, int) for d in (q_len, kv_len, past_len)) and (
+            ctx.attr("is_causal", 0) or ctx.has_input(3) or ctx.attr("left_window_size", -1) >= 0
+            or ctx.attr("right_window_size", -1) >= 0 or nonpad is not None):
+        ctx.fail(f"masks need static sequence lengths, got q {q_len}, kv {kv_len}")
+
+    # scores
+    scale = ctx.attr("scale", None)
+    if scale is None:
+        if not isinstance(dq, int):
+            ctx.fail(f"the default scale needs a static head size, got {dq}")
+        scale = 1.0 / np.sqrt(dq)
+    root = _scalar(ctx, np.sqrt(scale), dt)
+    if hq != hkv:
+        rep = dims.div_exact(hq, hkv)
+        if rep is None:
+            ctx.fail(f"{hq} query heads are not a multiple of {hkv} key/value heads")
+        k, v = (_repeat_heads(ctx, t, rep) for t in (k, v))
+    kt = ctx.op("transpose", ctx.op("mul", k, root), perm=[0, 1, 3, 2])
+    qk = ctx.op("matmul", ctx.op("mul", q, root), kt)
+    raw_qk = qk
+    softcap = ctx.attr("softcap", 0.0)
+    if softcap > 0:
+        cap = _scalar(ctx, softcap, dt)
+        qk = ctx.op("mul", ctx.op("tanh", ctx.op("div", qk, cap)), cap)
+    capped_qk = qk
+
+    # bias
+    bias = None
+    if ctx.has_input(3):
+        mask = ctx.input(3)
+        mt = ctx.type(3)
+        short = dims.sub(kv_len, mt.shape[-1])
+        if isinstance(short, int) and short > 0:  # pad the mask's key axis to kv_len
+            fill = np.full(tuple(mt.shape[:-1]) + (short,), False if mt.dtype.kind == "bool" else -np.inf)
+            mask = ctx.op("concat", mask, ctx.const(fill.astype(mt.dtype.np)), axis=-1)
+        bias = _neg_inf_where(ctx, mask, dt) if mt.dtype.kind == "bool" else mask
+    causal = bool(ctx.attr("is_causal", 0))
+    left, right = ctx.attr("left_window_size", -1), ctx.attr("right_window_size", -1)
+    if causal or left >= 0 or right >= 0:
+        bias = _add_bias(ctx, bias, _positions_bias(ctx, q_len, kv_len, past_len, nonpad, causal, left, right, dt))
+    if nonpad is not None:
+        seen = ctx.op("less", ctx.const(np.arange(kv_len, dtype=np.int64)),
+                      ctx.op("reshape", nonpad, shape=[_type(ctx, nonpad).shape[0], 1]))
+        pad_bias = _neg_inf_where(ctx, ctx.op("reshape", seen, shape=[_type(ctx, nonpad).shape[0], 1, 1, kv_len]), dt)
+        bias = _add_bias(ctx, bias, pad_bias)
+    if bias is not None:
+        qk = ctx.op("add", qk, bias)
+    biased_qk = qk
+
+    # softmax (optionally in another precision), with fully-masked rows set to 0
+    sp = ctx.attr("softmax_precision", None)
+    if sp is not None:
+        qk = ctx.op("cast", qk, to=onnx_dtype(sp, "softmax_precision"))
+    if bias is None:
+        probs = _softmax_last(ctx, qk)
+    else:
+        probs = _safe_softmax(ctx, qk)
+        dead = ctx.op("isinf", ctx.op("reduce_max", bias, axes=[-1], keepdims=True), detect_positive=False)
+        dead_value = ctx._imp.b.graph.constants.get(dead)
+        if dead_value is None or dead_value.any():
+            probs = ctx.op("where", dead, _scalar(ctx, 0, _type(ctx, probs).dtype), probs)
+    if sp is not None:
+        probs = ctx.op("cast", probs, to=dt)
+    y = ctx.op("matmul", probs, v)
+    if rank == 3:
+        yb, yh, ys, yd = _type(ctx, y).shape
+        y = ctx.op("reshape", ctx.op("transpose", y, perm=[0, 2, 1, 3]), shape=[yb, ys, dims.mul(yh, yd)])
+    mode = ctx.attr("qk_matmul_output_mode", 0)
+    if mode not in (0, 1, 2, 3):
+        ctx.fail(f"qk_matmul_output_mode {mode} is not one of 0, 1, 2, 3")
+    qk_out = (raw_qk, capped_qk, biased_qk, probs)[mode]
+    if _type(ctx, qk_out).dtype != dt:
+        qk_out = ctx.op("cast", qk_out, to=dt)
+    return [y, present_k, present_v, qk_out]
+
+
+def _repeat_heads(ctx, x, rep):
+    """[B, H, S, D] -> [B, H*rep, S, D], each head repeated ``rep`` times in place (h0 h0 h1 h1 ...)."""
+    b, h, s, d = _type(ctx, x).shape
+    x = ctx.op("broadcast", ctx.op("reshape", x, shape=[b, h, 1, s, d]), shape=[b, h, rep, s, d])
+    return ctx.op("reshape", x, shape=[b, dims.mul(h, rep), s, d])
