@@ -114,6 +114,10 @@ class Graph:
 
     __hash__ = None  # mutable
 
+    def _repr_pretty_(self, p, cycle) -> None:
+        # IPython and hypothesis pretty-print a graph as its IR text (e.g. in falsifying examples)
+        p.text(f"kiln.parse('''\n{self}\n''')" if not cycle else repr(self))
+
     # --- editing helpers used by passes ---------------------------------------------------------
     def prune_constants(self) -> "Graph":
         """Drop constants (and their types) that nothing refers to. Returns self."""
