@@ -572,3 +572,43 @@ def topk_v10(ctx):
         ctx.fail(f"K must be a 1-element integer tensor, got {t}")
     k = ctx.const_value(1)
     return _topk(ctx, None if k is None else int(k.reshape(-1)[0]), ctx.input(1))
+
+
+# --- Det -----------------------------------------------------------------------------------------
+
+_MAX_DET_N = 6
+
+
+@converter("Det", since=11)
+def det(ctx):
+    """Laplace expansion along the rows, sharing the minors (n * 2^n products): fine for the
+    small static matrices Det meets in practice (n <= 6)."""
+    x, shape = ctx.input(0), ctx.shape(0)
+    if len(shape) < 2 or shape[-1] != shape[-2] or not isinstance(shape[-1], int):
+        ctx.fail(f"input must be [..., n, n] with a static n, got {ctx.type(0)}")
+    n = shape[-1]
+    if n > _MAX_DET_N:
+        ctx.fail(f"{n}x{n} determinants are not supported (at most {_MAX_DET_N}x{_MAX_DET_N})")
+    if n == 0:
+        ctx.fail("0x0 determinants are not supported")
+    elem = {}
+
+    def at(i, j):  # x[..., i:i+1, j:j+1]
+        if (i, j) not in elem:
+            elem[i, j] = ctx.op("slice", x, starts=[i, j], ends=[i + 1, j + 1], axes=[-2, -1], steps=[1, 1])
+        return elem[i, j]
+
+    minors = {}
+
+    def minor(cols: tuple):  # det of rows n-len(cols).. and the given columns
+        if len(cols) == 1:
+            return at(n - 1, cols[0])
+        if cols not in minors:
+            row, acc = n - len(cols), None
+            for k, j in enumerate(cols):
+                term = ctx.op("mul", at(row, j), minor(cols[:k] + cols[k + 1:]))
+                acc = term if acc is None else ctx.op("sub" if k % 2 else "add", acc, term)
+            minors[cols] = acc
+        return minors[cols]
+
+    return ctx.op("reshape", minor(tuple(range(n))), shape=list(shape[:-2]))
