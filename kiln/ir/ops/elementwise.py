@@ -111,18 +111,39 @@ def _mod(a, b, fmod):
 
 
 def _pow(a, b):
+    """Integer powers are exact (wrapping like repeated multiplication); a negative integer
+    exponent gives the truncated quotient 1 / a**-b (so 0 unless a is 1 or -1)."""
     if a.dtype.kind in "iu":
-        return np.power(a.astype(np.int64), b.astype(np.int64))
+        a64, b64 = a.astype(np.int64), b.astype(np.int64)
+        pos = np.power(a64, np.maximum(b64, 0))
+        neg = np.where(a64 == 1, 1, np.where(a64 == -1, 1 - 2 * (np.abs(b64) % 2), 0))
+        return np.where(b64 < 0, neg, pos)
     with np.errstate(all="ignore"):
         return np.power(a.astype(np.float64), b.astype(np.float64))
 
 
+def _shift(a, b, left):
+    """Shift by b bits; shifting by a negative amount or by the width or more leaves only the
+    sign fill: -1 for a right shift of a negative signed value, else 0."""
+    from ..dtypes import dtype as _kdtype
+
+    bits = _kdtype(a.dtype).bits
+    if bits < 8:  # int4/int2: shift in int64; the final cast keeps the low bits
+        a, b = a.astype(np.int64), b.astype(np.int64)
+    ok = (b >= 0) & (b < bits)
+    s = np.where(ok, b, 0).astype(a.dtype)
+    if left:
+        return np.where(ok, np.left_shift(a, s), 0)
+    fill = (a < 0) * -1 if a.dtype.kind == "i" else 0
+    return np.where(ok, np.right_shift(a, s), fill)
+
+
 def _shift_left(a, b):
-    return np.left_shift(a, b)
+    return _shift(a, b, True)
 
 
 def _shift_right(a, b):
-    return np.right_shift(a, b)
+    return _shift(a, b, False)
 
 
 #: name -> (accepted dtype class, result: 'same' | 'bool', numpy function, traits, attrs)
