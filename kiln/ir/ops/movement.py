@@ -13,6 +13,8 @@ from ..registry import Attr, op
 from ..types import TensorType
 from ._util import contiguous, norm_axis, require
 
+_UNKNOWN = dims.UNKNOWN
+
 
 @op("identity", inputs=("x",), traits=("injective", "view"))
 class Identity:
@@ -54,17 +56,56 @@ def _concrete(shape, size):
     return tuple(out)
 
 
-@op("reshape_dynamic", inputs=("x", "shape"), traits=("injective", "view"))
+@op("reshape_dynamic", inputs=("x", "shape"),
+    attrs={"allowzero": Attr("bool", False), "dims": Attr("dims", None)}, traits=("injective", "view"))
 class ReshapeDynamic:
-    """reshape to a run-time int64 shape (no -1 or 0 placeholders)."""
+    """reshape to a run-time int64 shape.
 
-    def infer(x: TensorType, shape: TensorType):
+    In the shape operand, -1 is inferred from the element count and 0 copies the input dim at
+    the same position (unless ``allowzero``, where 0 is a zero-sized dim). ``dims`` optionally
+    states the result dims a frontend already knows (ints, symbols, or '?'); the interpreter
+    checks them against the run-time result.
+    """
+
+    def infer(x: TensorType, shape: TensorType, allowzero, dims):
         require(shape.rank == 1 and isinstance(shape.shape[0], int),
                 f"reshape_dynamic: shape operand must be a 1-D tensor of static length, got {shape}")
-        return TensorType(x.dtype, [dims.UNKNOWN] * shape.shape[0])
+        require(shape.dtype.is_int, f"reshape_dynamic: shape operand must be integer, got {shape}")
+        n = shape.shape[0]
+        if dims is not None:
+            require(len(dims) == n, f"reshape_dynamic: dims {list(dims)} do not match a shape of length {n}")
+            return TensorType(x.dtype, dims)
+        return TensorType(x.dtype, [_UNKNOWN] * n)
 
-    def reference(x, shape):
-        return x.reshape(tuple(int(d) for d in shape))
+    def reference(x, shape, allowzero, dims):
+        return x.reshape(resolve_shape(shape, x.shape, allowzero))
+
+
+def resolve_shape(target, in_shape, allowzero=False) -> tuple:
+    """ONNX-style target shape with 0 (copy) and -1 (infer) placeholders -> concrete dims."""
+    out = [int(d) for d in target]
+    if not allowzero:
+        out = [in_shape[i] if d == 0 and i < len(in_shape) else d for i, d in enumerate(out)]
+    require(out.count(-1) <= 1, f"reshape: more than one -1 in {list(target)}")
+    require(all(d >= -1 for d in out), f"reshape: negative dim in {list(target)}")
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1]))
+        size = int(np.prod(in_shape))
+        require(known != 0 and size % known == 0,
+                f"reshape: cannot infer -1 in {list(target)} for input shape {list(in_shape)}")
+        out[out.index(-1)] = size // known
+    return tuple(out)
+
+
+@op("shape", inputs=("x",), attrs={"start": Attr("int", 0), "end": Attr("int", None)})
+class Shape:
+    """The dims ``x.shape[start:end]`` as a 1-D int64 tensor (for shapes known only at run time)."""
+
+    def infer(x: TensorType, start, end):
+        return TensorType("i64", [len(range(x.rank)[slice(start, end)])])
+
+    def reference(x, start, end):
+        return np.array(x.shape[slice(start, end)], dtype=np.int64)
 
 
 @op("transpose", inputs=("x",), attrs={"perm": Attr("ints")}, traits=("injective",))
@@ -91,6 +132,30 @@ class Broadcast:
     def reference(x, shape):
         target = [d if isinstance(d, int) else x.shape[i - (len(shape) - x.ndim)]
                   for i, d in enumerate(shape)]
+        return contiguous(np.broadcast_to(x, target))
+
+
+@op("broadcast_dynamic", inputs=("x", "shape"), attrs={"dims": Attr("dims", None)}, traits=("injective",))
+class BroadcastDynamic:
+    """Numpy broadcast of x against a run-time int64 shape, both ways (ONNX Expand).
+
+    The result has rank ``max(x.rank, len(shape))``; a dim of x that is not 1 stays, a dim of 1
+    takes the run-time value. ``dims`` optionally states result dims a frontend already knows.
+    """
+
+    def infer(x: TensorType, shape: TensorType, dims):
+        require(shape.rank == 1 and isinstance(shape.shape[0], int),
+                f"broadcast_dynamic: shape operand must be a 1-D tensor of static length, got {shape}")
+        require(shape.dtype.is_int, f"broadcast_dynamic: shape operand must be integer, got {shape}")
+        r = max(x.rank, shape.shape[0])
+        if dims is not None:
+            require(len(dims) == r, f"broadcast_dynamic: dims {list(dims)} do not have rank {r}")
+            return TensorType(x.dtype, dims)
+        xs = (1,) * (r - x.rank) + x.shape
+        return TensorType(x.dtype, [d if d != 1 else _UNKNOWN for d in xs])
+
+    def reference(x, shape, dims):
+        target = np.broadcast_shapes(x.shape, tuple(int(d) for d in shape))
         return contiguous(np.broadcast_to(x, target))
 
 
@@ -122,6 +187,43 @@ class Slice:
         return contiguous(x[tuple(idx)])
 
 
+@op("slice_dynamic", inputs=("x", "starts", "ends", "axes?", "steps?"), attrs={"axes": Attr("ints", None)},
+    traits=("injective",))
+class SliceDynamic:
+    """slice with run-time int starts/ends (and steps, default 1), python/ONNX clamping.
+
+    The axes are the ``axes`` attribute when the frontend knows them (then sliced dims alone
+    become run-time dims), else the ``axes`` operand (every dim becomes a run-time dim), else
+    the leading ``len(starts)`` axes.
+    """
+
+    def infer(x: TensorType, starts: TensorType, ends: TensorType, axes_in, steps, axes):
+        for name, t in (("starts", starts), ("ends", ends), ("axes", axes_in), ("steps", steps)):
+            require(t is None or (t.rank == 1 and t.dtype.is_int),
+                    f"slice_dynamic: {name} must be a 1-D integer tensor, got {t}")
+        n = starts.shape[0]
+        require(axes is None or axes_in is None, "slice_dynamic: axes given both as attribute and operand")
+        shape = list(x.shape)
+        if axes_in is not None:
+            return TensorType(x.dtype, [_UNKNOWN] * x.rank)
+        if axes is None:
+            require(isinstance(n, int) and n <= x.rank, f"slice_dynamic: starts {starts} do not fit rank {x.rank}")
+            axes = range(n)
+        for a in axes:
+            shape[norm_axis(a, x.rank)] = _UNKNOWN
+        return TensorType(x.dtype, shape)
+
+    def reference(x, starts, ends, axes_in, steps, axes):
+        if axes is None:
+            axes = axes_in if axes_in is not None else range(len(starts))
+        steps = steps if steps is not None else [1] * len(starts)
+        idx = [slice(None)] * x.ndim
+        for s, e, a, st in zip(starts, ends, axes, steps):
+            require(int(st) != 0, "slice: step cannot be 0")
+            idx[int(a) % x.ndim] = slice(int(s), int(e), int(st))
+        return contiguous(x[tuple(idx)])
+
+
 @op("concat", inputs=("*xs",), attrs={"axis": Attr("int")}, traits=("injective",))
 class Concat:
     def infer(*xs: TensorType, axis):
@@ -139,3 +241,52 @@ class Concat:
 
     def reference(*xs, axis):
         return np.concatenate(xs, axis=axis)
+
+
+PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+@op("pad", inputs=("x", "value?"), attrs={"pads": Attr("ints"), "mode": Attr("str", "constant", PAD_MODES)},
+    traits=("injective",))
+class Pad:
+    """Pad (or, with negative pads, crop) every axis: ``pads`` is [begin_0.., end_0..] (ONNX order).
+
+    ``value`` (a scalar of x's dtype, default 0) fills in constant mode; reflect mirrors without
+    repeating the edge, edge repeats it, wrap tiles the axis.
+    """
+
+    def infer(x: TensorType, value: TensorType, pads, mode):
+        require(len(pads) == 2 * x.rank, f"pad: pads {list(pads)} must have 2 * rank = {2 * x.rank} entries")
+        require(value is None or (value.dtype == x.dtype and value.rank == 0 or value.shape == (1,)),
+                f"pad: value must be a scalar of {x.dtype}, got {value}")
+        r = x.rank
+        return TensorType(x.dtype, [dims.add(d, pads[i] + pads[i + r]) for i, d in enumerate(x.shape)])
+
+    def reference(x, value, pads, mode):
+        return pad_array(x, value, pads, mode)
+
+
+@op("pad_dynamic", inputs=("x", "pads", "value?"), attrs={"mode": Attr("str", "constant", PAD_MODES)},
+    traits=("injective",))
+class PadDynamic:
+    """pad with run-time int64 pads [begin_0.., end_0..]; every result dim is a run-time dim."""
+
+    def infer(x: TensorType, pads: TensorType, value: TensorType, mode):
+        require(pads.rank == 1 and pads.dtype.is_int, f"pad_dynamic: pads must be a 1-D integer tensor, got {pads}")
+        return TensorType(x.dtype, [_UNKNOWN] * x.rank)
+
+    def reference(x, pads, value, mode):
+        return pad_array(x, value, [int(p) for p in pads], mode)
+
+
+def pad_array(x, value, pads, mode):
+    r = x.ndim
+    require(len(pads) == 2 * r, f"pad: pads {list(pads)} must have 2 * rank = {2 * r} entries")
+    crop = tuple(slice(max(-pads[i], 0), x.shape[i] - max(-pads[i + r], 0)) for i in range(r))
+    x = x[crop]
+    width = [(max(pads[i], 0), max(pads[i + r], 0)) for i in range(r)]
+    if mode == "constant":
+        v = np.zeros((), x.dtype) if value is None else np.asarray(value).reshape(())
+        return contiguous(np.pad(x, width, mode="constant", constant_values=v))
+    require(x.size > 0 or not any(w != (0, 0) for w in width), f"pad: cannot {mode}-pad an empty tensor")
+    return contiguous(np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode]))
