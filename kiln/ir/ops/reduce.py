@@ -50,11 +50,15 @@ def _reduce_array(kind, fn, x: np.ndarray, ax: tuple, keepdims: bool) -> np.ndar
         out_shape = [1 if i in ax else d for i, d in enumerate(x.shape)]
         r = np.full(out_shape, _identity(kind, x.dtype), dtype=x.dtype)
         return r if keepdims else r.reshape([d for i, d in enumerate(x.shape) if i not in ax])
-    # accumulate narrow floats in float64; ints wrap like the target's integer arithmetic
+    # accumulate floats in float64; ints wrap like the target's integer arithmetic
     wide = x.astype(np.float64) if _is_float(x.dtype) and kind in ("sum", "prod", "mean") else x
     with np.errstate(all="ignore"):
-        r = np.asarray(fn(wide, axis=ax, keepdims=keepdims))
-    return r.astype(x.dtype)
+        if kind == "mean":  # sum / count (an empty set gives nan without numpy's warning)
+            count = int(np.prod([x.shape[a] for a in ax]))
+            r = np.sum(wide, axis=ax, keepdims=keepdims, dtype=np.float64) / np.float64(count)
+        else:
+            r = np.asarray(fn(wide, axis=ax, keepdims=keepdims))
+    return np.asarray(r).astype(x.dtype)
 
 
 def _static_ref(kind, fn):
