@@ -302,6 +302,8 @@ def squeeze_v1(ctx):
 
 @converter("Squeeze", since=13)
 def squeeze_v13(ctx):
+    if ctx.has_input(1) and ctx.const_value(1) is None:
+        return _squeeze_unsqueeze_dynamic(ctx, squeeze=True)
     return _squeeze(ctx, _const_ints(ctx, 1, "the axes") if ctx.has_input(1) else None)
 
 
@@ -312,7 +314,59 @@ def unsqueeze_v1(ctx):
 
 @converter("Unsqueeze", since=13)
 def unsqueeze_v13(ctx):
+    if ctx.const_value(1) is None:
+        return _squeeze_unsqueeze_dynamic(ctx, squeeze=False)
     return _unsqueeze(ctx, _const_ints(ctx, 1, "the axes"))
+
+
+def _axes_count(ctx, i):
+    n = ctx.shape(i)
+    if ctx.rank(i) > 1 or (n and not isinstance(n[0], int)):
+        ctx.fail(f"run-time axes must be a 1-D tensor of static length, got {ctx.type(i)}")
+    return n[0] if n else 1
+
+
+def _norm_axes_rt(ctx, axes, rank):
+    """Run-time axes (int64) with negative values counted from the end of ``rank`` dims."""
+    axes = reshape_to(ctx, _i64(ctx, axes), [_axes_count(ctx, 1)])
+    neg = ctx.op("less", axes, ctx.const(np.array(0, np.int64)))
+    return ctx.op("where", neg, ctx.op("add", axes, ctx.const(np.array(rank, np.int64))), axes)
+
+
+def _place(ctx, axes_n, vals, rank):
+    """A run-time [rank] int64 vector holding vals[j] at position axes_n[j] and 0 elsewhere."""
+    k = ctx._imp.b.type_of(axes_n).shape[0]
+    hit = ctx.op("equal", ctx.const(np.arange(rank, dtype=np.int64)[:, None]), reshape_to(ctx, axes_n, [1, k]))
+    m = ctx.op("matmul", ctx.op("cast", hit, to="i64"), reshape_to(ctx, vals, [k, 1]))
+    return reshape_to(ctx, m, [rank])
+
+
+def _squeeze_unsqueeze_dynamic(ctx, squeeze):
+    """Squeeze/Unsqueeze with run-time axes: compute the result shape at run time.
+
+    With ``marked`` (1 at the listed axes) over the longer of the two shapes, the kept positions
+    are numbered by a running sum, and a 0/1 selection matrix times the dims picks them.
+    """
+    x, r = ctx.input(0), ctx.rank(0)
+    k = _axes_count(ctx, 1)
+    big, small = (r, r - k) if squeeze else (r + k, r)
+    axes_n = _norm_axes_rt(ctx, ctx.input(1), big)
+    marked = _place(ctx, axes_n, ctx.const(np.ones([k], np.int64)), big)
+    keep = ctx.op("sub", ctx.const(np.ones([big], np.int64)), marked)
+    pos = ctx.op("sub", ctx.op("cumsum", keep, axis=0), ctx.const(np.array(1, np.int64)))
+    sel = ctx.op("mul", ctx.op("cast", ctx.op("equal", reshape_to(ctx, pos, [1, big]),
+                                              ctx.const(np.arange(small, dtype=np.int64)[:, None])), to="i64"),
+                 reshape_to(ctx, keep, [1, big]))  # sel[i, j]: kept position j is the i-th kept one
+    if small == 0 or (not squeeze and r == 0):
+        shape = ctx.const(np.ones([small if squeeze else big], np.int64))
+    elif squeeze:
+        xs = reshape_to(ctx, ctx.op("shape", x), [r, 1])
+        shape = reshape_to(ctx, ctx.op("matmul", sel, xs), [small])
+    else:
+        xs = reshape_to(ctx, ctx.op("shape", x), [1, r])
+        picked = reshape_to(ctx, ctx.op("matmul", xs, sel), [big])
+        shape = ctx.op("add", picked, marked)
+    return ctx.op("reshape_dynamic", x, shape)
 
 
 # --- permutations, concatenation, splitting --------------------------------------------------------
@@ -709,6 +763,8 @@ def pad_v11(ctx):
     value = ctx.input(2) if ctx.has_input(2) and mode == "constant" else None
     if value is not None:
         value = _scalar(ctx, value)
+    if ctx.has_input(3) and ctx.const_value(3) is None:
+        return _pad_runtime_axes(ctx, mode, value)
     axes = _const_ints(ctx, 3, "the axes") if ctx.has_input(3) else list(range(r))
     axes = [_axis(ctx, a, r) for a in axes]
     pv = ctx.const_value(1)
@@ -730,6 +786,19 @@ def pad_v11(ctx):
                              if d in axes else zero)
         pads = ctx.op("concat", *parts, axis=0)
     return ctx.op("pad_dynamic", ctx.input(0), pads, value, mode=mode)
+
+
+def _pad_runtime_axes(ctx, mode, value):
+    r = ctx.rank(0)
+    k = _axes_count(ctx, 3)
+    axes = ctx.input(3)
+    axes = reshape_to(ctx, _i64(ctx, axes), [k])
+    neg = ctx.op("less", axes, ctx.const(np.array(0, np.int64)))
+    axes = ctx.op("where", neg, ctx.op("add", axes, ctx.const(np.array(r, np.int64))), axes)
+    pads = _i64(ctx, ctx.input(1))
+    halves = [ctx.op("slice", pads, starts=[o], ends=[o + k], axes=[0], steps=[1]) for o in (0, k)]
+    full = ctx.op("concat", *[_place(ctx, axes, h, r) for h in halves], axis=0)
+    return ctx.op("pad_dynamic", ctx.input(0), full, value, mode=mode)
 
 
 @converter("CenterCropPad", since=18)
