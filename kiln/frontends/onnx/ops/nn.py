@@ -417,3 +417,203 @@ def _repeat_heads(ctx, x, rep):
     b, h, s, d = _type(ctx, x).shape
     x = ctx.op("broadcast", ctx.op("reshape", x, shape=[b, h, 1, s, d]), shape=[b, h, rep, s, d])
     return ctx.op("reshape", x, shape=[b, dims.mul(h, rep), s, d])
+
+
+# --- einsum -------------------------------------------------------------------------------------
+
+def _einsum_terms(ctx, equation, ranks):
+    """Parse an einsum equation into per-operand label lists and the output labels.
+
+    An ellipsis becomes distinct upper-case-free labels ('0', '1', ...) aligned to the right, so
+    every dim of every operand has exactly one label.
+    """
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        ctx.fail(f"equation '{equation}' names {len(terms)} operands, the node has {len(ranks)}")
+    n_ell = 0
+    for t, r in zip(terms, ranks):
+        if "..." in t:
+            n_ell = max(n_ell, r - len(t.replace("...", "")))
+    ell = [str(i) for i in range(n_ell)]
+    out_terms = []
+    for t, r in zip(terms, ranks):
+        letters = t.replace("...", "")
+        if not all(c.isalpha() for c in letters):
+            ctx.fail(f"equation '{equation}': bad term '{t}'")
+        if "..." in t:
+            k = r - len(letters)
+            pre, post = t.split("...")
+            labels = list(pre) + ell[n_ell - k:] + list(post)
+        else:
+            labels = list(t)
+        if len(labels) != r:
+            ctx.fail(f"equation '{equation}': term '{t}' does not match an operand of rank {r}")
+        out_terms.append(labels)
+    if arrow:
+        if "..." in rhs:
+            pre, post = rhs.split("...")
+            out = list(pre) + ell + list(post)
+        else:
+            out = list(rhs)
+    else:
+        counts = {}
+        for t in out_terms:
+            for c in t:
+                counts[c] = counts.get(c, 0) + 1
+        out = ell + sorted(c for c, n in counts.items() if n == 1 and c.isalpha())
+    return out_terms, out
+
+
+def _einsum_diagonal(ctx, x, labels):
+    """Fold repeated labels of one operand into one dim (the diagonal), via an identity mask."""
+    while len(set(labels)) < len(labels):
+        c = next(c for c in labels if labels.count(c) > 1)
+        i = labels.index(c)
+        j = labels.index(c, i + 1)
+        t = _type(ctx, x)
+        n = t.shape[i]
+        if not isinstance(n, int):
+            ctx.fail(f"a repeated label '{c}' needs a static dim, got {n}")
+        eye = np.zeros([n if k in (i, j) else 1 for k in range(t.rank)], dtype=t.dtype.np)
+        idx = [0] * t.rank
+        for a in range(n):
+            idx[i] = idx[j] = a
+            eye[tuple(idx)] = 1
+        x = ctx.op("reduce_sum", ctx.op("mul", x, ctx.const(eye)), axes=[j], keepdims=False)
+        labels = labels[:j] + labels[j + 1:]
+    return x, labels
+
+
+def _einsum_pair(ctx, a, la, b, lb, keep):
+    """Contract two operands; labels in ``keep`` survive, shared ones not in ``keep`` are summed."""
+    batch = [c for c in la if c in lb and c in keep]
+    contr = [c for c in la if c in lb and c not in keep]
+    afree = [c for c in la if c not in lb]
+    bfree = [c for c in lb if c not in la]
+    ta, tb = _type(ctx, a), _type(ctx, b)
+    da = dict(zip(la, ta.shape))
+    db = dict(zip(lb, tb.shape))
+    a = ctx.op("transpose", a, perm=[la.index(c) for c in batch + afree + contr])
+    b = ctx.op("transpose", b, perm=[lb.index(c) for c in batch + contr + bfree])
+    m = dims.prod([da[c] for c in afree])
+    k = dims.prod([da[c] for c in contr])
+    n = dims.prod([db[c] for c in bfree])
+    a = ctx.op("reshape", a, shape=[da[c] for c in batch] + [m, k])
+    b = ctx.op("reshape", b, shape=[db[c] for c in batch] + [k, n])
+    y = ctx.op("matmul", a, b)
+    bshape = list(_type(ctx, y).shape[:len(batch)])
+    y = ctx.op("reshape", y, shape=bshape + [da[c] for c in afree] + [db[c] for c in bfree])
+    return y, batch + afree + bfree
+
+
+@converter("Einsum", since=12)
+def einsum(ctx):
+    """Diagonals via an identity mask, single-operand sums via reduce_sum, pairwise contractions
+    via transpose + reshape + matmul, left to right."""
+    xs = [ctx.input(i) for i in range(ctx.num_inputs)]
+    terms, out = _einsum_terms(ctx, ctx.attr("equation"), [ctx.rank(i) for i in range(ctx.num_inputs)])
+    if len(set(out)) != len(out):
+        ctx.fail(f"equation '{ctx.attr('equation')}': the output repeats a label")
+    ops = []
+    for k, (x, labels) in enumerate(zip(xs, terms)):
+        x, labels = _einsum_diagonal(ctx, x, labels)
+        # sum labels that appear nowhere else
+        later = set(out).union(*[set(t) for j, t in enumerate(terms) if j != k])
+        lone = [i for i, c in enumerate(labels) if c not in later]
+        if lone:
+            x = ctx.op("reduce_sum", x, axes=lone, keepdims=False)
+            labels = [c for c in labels if c in later]
+        ops.append((x, labels))
+    x, labels = ops[0]
+    for k in range(1, len(ops)):
+        keep = set(out).union(*[set(t) for _, t in ops[k + 1:]])
+        x, labels = _einsum_pair(ctx, x, labels, ops[k][0], ops[k][1], keep)
+    extra = [i for i, c in enumerate(labels) if c not in out]
+    if extra:
+        x = ctx.op("reduce_sum", x, axes=extra, keepdims=False)
+        labels = [c for c in labels if c in out]
+    missing = [c for c in out if c not in labels]
+    if missing:
+        ctx.fail(f"output labels {missing} appear in no operand")
+    perm = [labels.index(c) for c in out]
+    if perm != list(range(len(perm))):
+        x = ctx.op("transpose", x, perm=perm)
+    return x if x not in xs else ctx.op("identity", x)
+
+
+# --- integer and quantized contractions ---------------------------------------------------------
+
+def _centered_i32(ctx, x, zp, zp_axis_from_end=None):
+    """int32(x) - int32(zero point); a 1-D zero point of length > 1 applies along one axis."""
+    x = ctx.op("cast", x, to="i32")
+    if zp is None:
+        return x
+    z = ctx.op("cast", zp, to="i32")
+    zt = _type(ctx, z)
+    if zp_axis_from_end is not None and zt.rank == 1 and zt.shape[0] != 1:
+        z = ctx.op("reshape", z, shape=[zt.shape[0]] + [1] * zp_axis_from_end)
+    return ctx.op("sub", x, z)
+
+
+@converter("MatMulInteger", since=10)
+def matmul_integer(ctx):
+    """int32 matmul of zero-point-centered operands; A's zero point may be per row."""
+    a = _centered_i32(ctx, ctx.input(0), ctx.input(2), zp_axis_from_end=1)
+    b = _centered_i32(ctx, ctx.input(1), ctx.input(3))
+    return ctx.op("matmul", a, b)
+
+
+def _conv_attrs(ctx, x_index, w_shape):
+    kernel = w_shape[2:]
+    if not dims.all_static(kernel):
+        ctx.fail(f"the weight's spatial dims must be static, got {list(w_shape)}")
+    strides, dilations = _conv_geometry(ctx, kernel)
+    pads = _window_pads(ctx, ctx.shape(x_index)[2:], kernel, strides, dilations)
+    return dict(strides=strides, dilations=dilations, pads=pads, group=ctx.attr("group", 1))
+
+
+@converter("ConvInteger", since=10)
+def conv_integer(ctx):
+    """int32 conv of zero-point-centered operands (padding reads as the zero point)."""
+    w_rank = ctx.rank(1)
+    x = _centered_i32(ctx, ctx.input(0), ctx.input(2))
+    w = _centered_i32(ctx, ctx.input(1), ctx.input(3), zp_axis_from_end=w_rank - 1)
+    return ctx.op("conv", x, w, **_conv_attrs(ctx, 0, ctx.shape(1)))
+
+
+def _requantize(ctx, acc, scale, y_scale, y_zp, out_dtype, channel_axis_from_end=None):
+    """Saturate(round_half_even(acc * scale / y_scale) + y_zp), computed in float64."""
+    s = ctx.op("div", ctx.op("mul", *scale), y_scale)  # in the scales' own precision
+    st = _type(ctx, s)
+    if channel_axis_from_end is not None and st.rank == 1 and st.shape[0] != 1:
+        s = ctx.op("reshape", s, shape=[st.shape[0]] + [1] * channel_axis_from_end)
+    y = ctx.op("mul", ctx.op("cast", acc, to="f64"), ctx.op("cast", s, to="f64"))
+    if y_zp is not None:
+        y = ctx.op("add", y, ctx.op("cast", y_zp, to="f64"))
+    info = np.iinfo(out_dtype.np)
+    y = ctx.op("round", y)
+    y = ctx.op("min", ctx.op("max", y, ctx.const(np.float64(info.min))), ctx.const(np.float64(info.max)))
+    return ctx.op("cast", y, to=out_dtype)
+
+
+@converter("QLinearMatMul", since=10)
+def qlinear_matmul(ctx):
+    a = _centered_i32(ctx, ctx.input(0), ctx.input(2), zp_axis_from_end=1)
+    b = _centered_i32(ctx, ctx.input(3), ctx.input(5))
+    acc = ctx.op("matmul", a, b)
+    out = ctx.dtype(7) if ctx.has_input(7) else ctx.dtype(0)
+    return _requantize(ctx, acc, (ctx.input(1), ctx.input(4)), ctx.input(6), ctx.input(7), out)
+
+
+@converter("QLinearConv", since=10)
+def qlinear_conv(ctx):
+    n = ctx.rank(3) - 1
+    x = _centered_i32(ctx, ctx.input(0), ctx.input(2))
+    w = _centered_i32(ctx, ctx.input(3), ctx.input(5), zp_axis_from_end=n)
+    bias = ctx.input(8) if ctx.has_input(8) else None
+    acc = ctx.op("conv", x, w, bias, **_conv_attrs(ctx, 0, ctx.shape(3)))
+    out = ctx.dtype(7) if ctx.has_input(7) else ctx.dtype(0)
+    return _requantize(ctx, acc, (ctx.input(1), ctx.input(4)), ctx.input(6), ctx.input(7), out,
+                       channel_axis_from_end=ctx.rank(0) - 2)
