@@ -705,6 +705,8 @@ def one_hot(ctx):
 def depth_to_space(ctx):
     n, c, h, w = ctx.shape(0)
     b = ctx.attr("blocksize")
+    if ctx.attr("mode", "DCR") not in ("DCR", "CRD"):
+        ctx.fail(f"mode '{ctx.attr('mode')}' is not supported")
     cb = D.div_exact(c, b * b)
     if cb is None:
         ctx.fail(f"channels {c} are not divisible by blocksize^2 = {b * b}")
@@ -725,7 +727,10 @@ def space_to_depth(ctx):
     if hb is None or wb is None:
         ctx.fail(f"spatial dims {h}, {w} are not divisible by blocksize {b}")
     y = reshape_to(ctx, ctx.input(0), [n, c, hb, b, wb, b])
-    y = ctx.op("transpose", y, perm=[0, 3, 5, 1, 2, 4])
+    mode = ctx.attr("mode", "DCR")
+    if mode not in ("DCR", "CRD"):
+        ctx.fail(f"mode '{mode}' is not supported")
+    y = ctx.op("transpose", y, perm=[0, 3, 5, 1, 2, 4] if mode == "DCR" else [0, 1, 3, 5, 2, 4])
     return reshape_to(ctx, y, [n, D.mul(c, b * b), hb, wb])
 
 
