@@ -617,3 +617,94 @@ def qlinear_conv(ctx):
     out = ctx.dtype(7) if ctx.has_input(7) else ctx.dtype(0)
     return _requantize(ctx, acc, (ctx.input(1), ctx.input(4)), ctx.input(6), ctx.input(7), out,
                        channel_axis_from_end=ctx.rank(0) - 2)
+
+
+# --- rotary embedding and max-unpool ------------------------------------------------------------
+
+def _slice_last(ctx, x, start, end, step=1):
+    return ctx.op("slice", x, starts=[start], ends=[end], axes=[-1], steps=[step])
+
+
+@converter("RotaryEmbedding", since=23)
+def rotary_embedding(ctx):
+    """Rotate pairs of the first ``rotary_embedding_dim`` features of each head by the cached angles:
+    (x1, x2) -> (cos*x1 - sin*x2, sin*x1 + cos*x2), halves or (interleaved) even/odd features."""
+    x = ctx.input(0)
+    t = ctx.type(0)
+    if t.rank == 3:
+        nh = ctx.attr("num_heads", 0)
+        if not nh:
+            ctx.fail("a 3-D input needs the num_heads attribute")
+        b, s, hidden = t.shape
+        d = dims.div_exact(hidden, nh)
+        if d is None:
+            ctx.fail(f"hidden size {hidden} does not split into {nh} heads")
+        x = ctx.op("reshape", x, shape=[b, s, nh, d])  # [B, S, H, D]
+        head_axis = 2
+    elif t.rank == 4:
+        d = t.shape[3]
+        head_axis = 1  # [B, H, S, D]
+    else:
+        ctx.fail(f"input must be 3-D or 4-D, got {t}")
+    if not isinstance(d, int):
+        ctx.fail(f"the head size must be static, got {d}")
+    r = ctx.attr("rotary_embedding_dim", 0) or d
+    if r > d or r % 2:
+        ctx.fail(f"rotary_embedding_dim {r} must be even and at most the head size {d}")
+    cos, sin = ctx.input(1), ctx.input(2)
+    if ctx.has_input(3):
+        cos = ctx.op("gather", cos, ctx.input(3), axis=0)
+        sin = ctx.op("gather", sin, ctx.input(3), axis=0)
+    cb, cs, half = _type(ctx, cos).shape
+    if half != r // 2:
+        ctx.fail(f"the caches' last dim {half} is not rotary_embedding_dim / 2 = {r // 2}")
+    shape = [cb, cs, half]
+    shape.insert(head_axis, 1)
+    cos, sin = ctx.op("reshape", cos, shape=shape), ctx.op("reshape", sin, shape=shape)
+    rot = _slice_last(ctx, x, 0, r) if r < d else x
+    if ctx.attr("interleaved", 0):
+        x1, x2 = _slice_last(ctx, rot, 0, r, 2), _slice_last(ctx, rot, 1, r, 2)
+    else:
+        x1, x2 = _slice_last(ctx, rot, 0, r // 2), _slice_last(ctx, rot, r // 2, r)
+    real = ctx.op("sub", ctx.op("mul", cos, x1), ctx.op("mul", sin, x2))
+    imag = ctx.op("add", ctx.op("mul", sin, x1), ctx.op("mul", cos, x2))
+    if ctx.attr("interleaved", 0):
+        lead = list(_type(ctx, real).shape)
+        pair = ctx.op("concat", ctx.op("reshape", real, shape=lead + [1]),
+                      ctx.op("reshape", imag, shape=lead + [1]), axis=-1)
+        rot = ctx.op("reshape", pair, shape=lead[:-1] + [r])
+    else:
+        rot = ctx.op("concat", real, imag, axis=-1)
+    y = rot if r == d else ctx.op("concat", rot, _slice_last(ctx, x, r, d), axis=-1)
+    return ctx.op("reshape", y, shape=t.shape) if t.rank == 3 else y
+
+
+@converter("MaxUnpool", since=9)
+def max_unpool(ctx):
+    """Scatter X into zeros at the flat indices MaxPool returned; the unpooled size per axis is
+    ``(in - 1) * stride + kernel - pad_begin - pad_end``, then padded at the end to output_shape."""
+    t = ctx.type(0)
+    n = _spatial_rank(ctx)
+    kernel = ctx.attr("kernel_shape")
+    if kernel is None or len(kernel) != n:
+        ctx.fail(f"kernel_shape {kernel} must list {n} spatial sizes")
+    strides = _ints(ctx, "strides", n, 1)
+    pads = _ints(ctx, "pads", 2 * n, 0)
+    if not t.is_static:
+        ctx.fail(f"MaxUnpool needs a static input shape, got {t}")
+    shape = list(t.shape[:2]) + [(t.shape[2 + i] - 1) * strides[i] + kernel[i] - pads[i] - pads[n + i]
+                                 for i in range(n)]
+    size = int(np.prod(shape))
+    flat = ctx.op("scatter_elements", ctx.const(np.zeros(size, t.dtype.np)),
+                  ctx.op("reshape", ctx.input(1), shape=[t.size]), ctx.op("reshape", ctx.input(0), shape=[t.size]),
+                  axis=0)
+    y = ctx.op("reshape", flat, shape=shape)
+    if not ctx.has_input(2):
+        return y
+    out = ctx.const_value(2)
+    if out is not None:
+        extra = [int(o) - s for o, s in zip(out.tolist(), shape)]
+        return ctx.op("pad", y, pads=[0] * len(shape) + extra) if any(extra) else y
+    ends = ctx.op("sub", ctx.input(2), ctx.const(np.array(shape, np.int64)))
+    pads_rt = ctx.op("concat", ctx.const(np.zeros(len(shape), np.int64)), ends, axis=0)
+    return ctx.op("pad_dynamic", y, pads_rt, _scalar(ctx, 0, t.dtype))
