@@ -8,7 +8,7 @@ import numpy as np
 from ..ir.graph import Graph
 from ..ir.interpreter import interpret
 
-__all__ = ["assert_equivalent", "compare_outputs", "signature_diff"]
+__all__ = ["assert_equivalent", "assert_rewrites", "compare_outputs", "signature_diff"]
 
 
 def signature_diff(g1: Graph, g2: Graph, check_names: bool = True) -> list:
@@ -121,3 +121,27 @@ def _as_list(g, ins) -> Sequence:
     if isinstance(ins, Mapping):
         return [ins[n] for n in g.inputs]
     return list(ins)
+
+
+def assert_rewrites(pass_, before: str, expected: str, *, constants=None, ctx=None, equivalent: bool = True):
+    """Before/expected check for a pass: ``pass_.run(parse(before))`` must print as ``expected``.
+
+    Both texts are parsed (so whitespace and default attributes do not matter) and verified; the
+    result is verified too, and with ``equivalent`` it is compared with the input through the
+    interpreter. On a mismatch the AssertionError shows both texts. Returns the result graph.
+    """
+    from ..ir.parser import parse
+    from ..ir.verify import verify
+
+    g = verify(parse(before, constants=constants))
+    want = verify(parse(expected, constants=constants))
+    snapshot = str(g)
+    out = pass_.run(g, ctx) if ctx is not None else pass_.run(g)
+    if str(g) != snapshot:
+        raise AssertionError(f"pass {getattr(pass_, 'name', pass_)!r} mutated its input graph")
+    verify(out)
+    if str(out) != str(want):
+        raise AssertionError(f"pass {getattr(pass_, 'name', pass_)!r} gave\n{out}\n\nexpected\n{want}")
+    if equivalent:
+        assert_equivalent(g, out)
+    return out
