@@ -833,3 +833,114 @@ def center_crop_pad(ctx):
         for d in range(r):
             parts.append(ctx.op("gather", vec, ctx.const(np.array([axes.index(d)], np.int64))) if d in axes else z)
     return ctx.op("pad_dynamic", ctx.input(0), ctx.op("concat", *parts, axis=0), None, mode="constant")
+
+
+# --- resampling ------------------------------------------------------------------------------------
+
+def _present(ctx, i):
+    """An optional Resize operand counts as given unless absent or empty."""
+    if not ctx.has_input(i):
+        return False
+    v = ctx.const_value(i)
+    if v is not None:
+        return v.size > 0
+    return ctx.shape(i) != (0,)
+
+
+def _resize(ctx, x, roi_i, scales_i, sizes_i, **attrs):
+    from ....ir.ops.image import resize_plan
+
+    r = ctx.rank(0)
+    axes = ctx.attr("axes", None) if ctx.opset >= 18 else None
+    axes = list(range(r)) if axes is None else [_axis(ctx, a, r) for a in axes]
+    policy = ctx.attr("keep_aspect_ratio_policy", "stretch") if ctx.opset >= 18 else "stretch"
+    has_scales = scales_i is not None and _present(ctx, scales_i)
+    has_sizes = sizes_i is not None and _present(ctx, sizes_i)
+    if has_scales == has_sizes:
+        ctx.fail("needs exactly one of scales and sizes")
+    roi = ctx.const_value(roi_i) if roi_i is not None and _present(ctx, roi_i) else None
+    roi_rt = roi_i is not None and _present(ctx, roi_i) and roi is None
+    operand = scales_i if has_scales else sizes_i
+    val = ctx.const_value(operand)
+    xs = ctx.shape(0)
+    if val is not None and not roi_rt and all(isinstance(xs[a], int) for a in axes):
+        plan_shape = [d if isinstance(d, int) else 1 for d in xs]
+        sizes, scales = resize_plan(plan_shape, axes, val.tolist() if has_scales else None,
+                                    val.tolist() if has_sizes else None, policy)
+        sizes = [sizes[i] if i in axes else d for i, d in enumerate(xs)]
+        full_roi = None
+        if roi is not None:
+            rv = [float(v) for v in roi.reshape(-1)]
+            if len(rv) != 2 * len(axes):
+                ctx.fail(f"roi {rv} must have 2 entries per resized axis")
+            full_roi = [0.0] * r + [1.0] * r
+            for j, a in enumerate(axes):
+                full_roi[a], full_roi[a + r] = rv[j], rv[j + len(axes)]
+        return ctx.op("resize", x, sizes=sizes, scales=scales, roi=full_roi, **attrs)
+    roi_v = ctx.input(roi_i) if roi_i is not None and _present(ctx, roi_i) else None
+    if roi_v is not None and ctx.dtype(roi_i).name != "f32":
+        roi_v = ctx.op("cast", roi_v, to="f32")
+    sc = ctx.input(scales_i) if has_scales else None
+    sz = _i64(ctx, ctx.input(sizes_i)) if has_sizes else None
+    return ctx.op("resize_dynamic", x, roi_v, sc, sz, axes=axes, keep_aspect_ratio_policy=policy, **attrs)
+
+
+def _resize_attrs(ctx):
+    mode = ctx.attr("mode", "nearest")
+    if mode not in ("nearest", "linear", "cubic"):
+        ctx.fail(f"mode '{mode}' is not supported")
+    ctm = ctx.attr("coordinate_transformation_mode", "half_pixel")
+    known = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_crop_and_resize")
+    if ctm not in known + (("half_pixel_symmetric",) if ctx.opset >= 19 else ()):
+        ctx.fail(f"coordinate_transformation_mode '{ctm}' is not supported")
+    nm = ctx.attr("nearest_mode", "round_prefer_floor")
+    if nm not in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"):
+        ctx.fail(f"nearest_mode '{nm}' is not supported")
+    return dict(mode=mode, coordinate_transformation_mode=ctm, nearest_mode=nm,
+                cubic_coeff_a=ctx.attr("cubic_coeff_a", -0.75), exclude_outside=bool(ctx.attr("exclude_outside", 0)),
+                extrapolation_value=ctx.attr("extrapolation_value", 0.0),
+                antialias=bool(ctx.attr("antialias", 0)) if ctx.opset >= 18 else False)
+
+
+def _legacy_attrs(ctx):
+    """Upsample and Resize-10: asymmetric coordinates, nearest rounds down."""
+    mode = ctx.attr("mode", "nearest")
+    mode = {"bilinear": "linear"}.get(mode, mode)
+    if mode not in ("nearest", "linear"):
+        ctx.fail(f"mode '{mode}' is not supported")
+    return dict(mode=mode, coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
+@converter("Resize", since=10)
+def resize_v10(ctx):
+    return _resize(ctx, ctx.input(0), None, 1, None, **_legacy_attrs(ctx))
+
+
+@converter("Resize", since=11)
+def resize_v11(ctx):
+    return _resize(ctx, ctx.input(0), 1, 2, 3, **_resize_attrs(ctx))
+
+
+@converter("Upsample", since=7)
+def upsample_v7(ctx):
+    x = ctx.input(0)
+    scales = ctx.const(np.asarray(ctx.attr("scales"), np.float32))
+    return _upsample(ctx, x, scales)
+
+
+def _upsample(ctx, x, scales):
+    from ....ir.ops.image import resize_plan
+
+    val = ctx._imp.b.graph.constants.get(scales)
+    attrs = _legacy_attrs(ctx)
+    if val is not None:
+        xs = ctx.shape(0)
+        sizes, sc = resize_plan([d if isinstance(d, int) else 1 for d in xs], list(range(len(xs))), val.tolist())
+        sizes = [s if isinstance(d, int) or f != 1.0 else d for s, d, f in zip(sizes, xs, sc)]
+        return ctx.op("resize", x, sizes=sizes, scales=sc, **attrs)
+    return ctx.op("resize_dynamic", x, None, scales, None, **attrs)
+
+
+@converter("Upsample", since=9)
+def upsample_v9(ctx):
+    return _upsample(ctx, ctx.input(0), ctx.input(1))

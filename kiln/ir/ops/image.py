@@ -1,0 +1,204 @@
+"""Image resampling: resize (nearest / linear / cubic interpolation, ONNX semantics).
+
+Resizing is separable: each resized axis is interpolated on its own, with a small weight table
+per output position (the ``n`` source taps around the mapped coordinate and their weights), so a
+backend implements it as one gather-and-weight loop per axis. The coordinate mapping and tap
+rules follow the ONNX Resize specification.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import dims
+from ..registry import Attr, op
+from ..types import TensorType
+from ._util import require
+
+MODES = ("nearest", "linear", "cubic")
+COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+          "tf_crop_and_resize")
+NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+POLICIES = ("stretch", "not_larger", "not_smaller")
+
+_MODE_ATTRS = {
+    "mode": Attr("str", "nearest", MODES),
+    "coordinate_transformation_mode": Attr("str", "half_pixel", COORDS),
+    "nearest_mode": Attr("str", "round_prefer_floor", NEAREST),
+    "cubic_coeff_a": Attr("float", -0.75),
+    "exclude_outside": Attr("bool", False),
+    "extrapolation_value": Attr("float", 0.0),
+    "antialias": Attr("bool", False),
+}
+
+
+def _check_x(where, x: TensorType, mode, antialias):
+    require(x.dtype.kind != "bool", f"{where}: bool input is not supported")
+    require(not (antialias and mode == "nearest"), f"{where}: antialias needs linear or cubic mode")
+
+
+@op("resize", inputs=("x",), attrs={"sizes": Attr("dims"), "scales": Attr("floats"), "roi": Attr("floats", None),
+                                    **_MODE_ATTRS})
+class Resize:
+    """Resample x to ``sizes`` (every dim); ``scales`` (every dim) and ``roi`` ([starts.., ends..],
+    used by tf_crop_and_resize) drive the coordinate mapping. Axes whose size is unchanged, scale
+    is 1 and roi whole are left alone (this is how run-time dims pass through)."""
+
+    def infer(x: TensorType, sizes, scales, roi, mode, antialias, **_):
+        _check_x("resize", x, mode, antialias)
+        require(len(sizes) == x.rank and len(scales) == x.rank,
+                f"resize: sizes {list(sizes)} and scales {list(scales)} must have one entry per dim of {x}")
+        require(roi is None or len(roi) == 2 * x.rank, f"resize: roi must have 2 * rank entries, got {roi}")
+        return TensorType(x.dtype, sizes)
+
+    def reference(x, sizes, scales, roi, **kw):
+        sizes = [d if isinstance(d, int) else x.shape[i] for i, d in enumerate(sizes)]
+        return resize_array(x, sizes, scales, roi, **kw)
+
+
+@op("resize_dynamic", inputs=("x", "roi?", "scales?", "sizes?"),
+    attrs={"axes": Attr("ints", None), "keep_aspect_ratio_policy": Attr("str", "stretch", POLICIES), **_MODE_ATTRS})
+class ResizeDynamic:
+    """resize with run-time ``scales`` (float) or ``sizes`` (int64) for ``axes`` (default all),
+    ONNX Resize-18 rules: sizes win, ``keep_aspect_ratio_policy`` applies to sizes. The resized
+    dims are run-time dims."""
+
+    def infer(x: TensorType, roi, scales, sizes, axes, keep_aspect_ratio_policy, mode, antialias, **_):
+        _check_x("resize_dynamic", x, mode, antialias)
+        require((scales is None) != (sizes is None), "resize_dynamic: give exactly one of scales and sizes")
+        axes = range(x.rank) if axes is None else [a % x.rank for a in axes]
+        return TensorType(x.dtype, [dims.UNKNOWN if i in axes else d for i, d in enumerate(x.shape)])
+
+    def reference(x, roi, scales, sizes, axes, keep_aspect_ratio_policy, **kw):
+        r = x.ndim
+        axes = list(range(r)) if axes is None else [a % r for a in axes]
+        out_sizes, out_scales = resize_plan(x.shape, axes, None if scales is None else scales.tolist(),
+                                            None if sizes is None else sizes.tolist(), keep_aspect_ratio_policy)
+        full_roi = None
+        if roi is not None and roi.size:
+            full_roi = [0.0] * r + [1.0] * r
+            for j, a in enumerate(axes):
+                full_roi[a], full_roi[a + r] = float(roi[j]), float(roi[j + len(axes)])
+        return resize_array(x, out_sizes, out_scales, full_roi, **kw)
+
+
+def resize_plan(in_shape, axes, scales=None, sizes=None, policy="stretch"):
+    """Full-rank (sizes, scales) from ONNX Resize operands given for ``axes``."""
+    r = len(in_shape)
+    out_sizes, out_scales = list(in_shape), [1.0] * r
+    if sizes is not None:
+        require(len(sizes) == len(axes), f"resize: sizes {sizes} must have one entry per axis {axes}")
+        sc = {a: int(s) / in_shape[a] for a, s in zip(axes, sizes)}
+        if policy != "stretch":
+            s = (min if policy == "not_larger" else max)(sc.values())
+            sc = {a: s for a in axes}
+            sizes = [int(s * in_shape[a] + 0.5) for a in axes]
+        for a, n in zip(axes, sizes):
+            out_sizes[a], out_scales[a] = int(n), sc[a]
+    else:
+        require(scales is not None and len(scales) == len(axes),
+                f"resize: scales {scales} must have one entry per axis {axes}")
+        for a, s in zip(axes, scales):
+            require(s > 0, f"resize: scales must be positive, got {scales}")
+            out_sizes[a], out_scales[a] = int(math.floor(float(s) * in_shape[a])), float(s)
+    return out_sizes, out_scales
+
+
+def resize_array(x, sizes, scales, roi, mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a,
+                 exclude_outside, extrapolation_value, antialias):
+    r = x.ndim
+    y = x.astype(np.float64)
+    for a in range(r):
+        whole = roi is None or (math.isclose(roi[a], 0.0) and math.isclose(roi[a + r], 1.0))
+        if sizes[a] == x.shape[a] and math.isclose(scales[a], 1.0) and whole:
+            continue
+        y = _resize_axis(y, a, int(sizes[a]), float(scales[a]), None if roi is None else (roi[a], roi[a + r]),
+                         mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a, exclude_outside,
+                         extrapolation_value, antialias)
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        return np.clip(np.round(y), info.min, info.max).astype(x.dtype)
+    return y.astype(x.dtype)
+
+
+def _source_coords(ctm, out_n, in_n, scale, roi):
+    """Map output positions to (fractional) input coordinates; also which fall outside (crop mode)."""
+    y = np.arange(out_n, dtype=np.float64)
+    length = scale * in_n  # the (fractional) output width the scale implies
+    outside = None
+    if ctm == "align_corners":
+        x = np.zeros(out_n) if length == 1 else y * (in_n - 1) / (length - 1)
+    elif ctm == "asymmetric":
+        x = y / scale
+    elif ctm == "tf_crop_and_resize":
+        require(roi is not None, "resize: tf_crop_and_resize needs a roi")
+        lo, hi = roi
+        x = np.full(out_n, (hi - lo) * (in_n - 1) / 2) if length == 1 else y * (hi - lo) * (in_n - 1) / (length - 1)
+        x = x + lo * (in_n - 1)
+        outside = (x < 0) | (x > in_n - 1)
+    elif ctm == "pytorch_half_pixel":
+        x = np.full(out_n, -0.5) if length == 1 else (y + 0.5) / scale - 0.5
+    elif ctm == "half_pixel":
+        x = (y + 0.5) / scale - 0.5
+    else:  # half_pixel_symmetric
+        offset = in_n / 2 * (1 - out_n / length)
+        x = offset + (y + 0.5) / scale - 0.5
+    return x, outside
+
+
+def _cubic(t, a):
+    t = np.abs(t)
+    return np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
+                    np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
+
+
+def _weights(ratio, mode, nearest_mode, a, scale, antialias):
+    """Tap weights [out, n] for each output position's fractional offset ``ratio`` in (0, 1]."""
+    r = ratio[:, None]
+    if mode == "nearest":
+        whole = r == 1.0
+        right = {"round_prefer_floor": r > 0.5, "round_prefer_ceil": r >= 0.5,
+                 "floor": np.zeros_like(whole), "ceil": np.ones_like(whole)}[nearest_mode] | whole
+        return np.concatenate([~right, right], axis=1).astype(np.float64)
+    s = min(scale, 1.0) if antialias else 1.0
+    reach = 1 if mode == "linear" else 2
+    start = int(np.floor(-reach / s) + 1)
+    taps = np.arange(start, 2 - start)
+    t = (taps[None, :] - r) * s
+    w = np.clip(1 - np.abs(t), 0, 1) if mode == "linear" else _cubic(t, a)
+    return w / w.sum(axis=1, keepdims=True) if antialias else w
+
+
+def _resize_axis(y, axis, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude_outside, extrap, antialias):
+    in_n = y.shape[axis]
+    if out_n == 0:
+        shape = list(y.shape)
+        shape[axis] = 0
+        return np.empty(shape)
+    x, outside = _source_coords(ctm, out_n, in_n, scale, roi)
+    base = np.floor(x)
+    ratio = np.where(x == base, 1.0, x - base)  # prefer the left pixel: ratio in (0, 1]
+    w = _weights(ratio, mode, nearest_mode, a, scale, antialias)
+    n = w.shape[1]
+    # the n taps nearest to x (ties to the smaller index), as in the ONNX reference
+    pad = int(np.ceil(n / 2))
+    xp = x + pad
+    p = np.floor(xp).astype(np.int64)
+    frac = xp - p
+    if n % 2 == 0:
+        first = p + np.where(frac == 0, -(n // 2), -(n // 2) + 1)
+    else:
+        first = p + np.where(frac <= 0.5, -((n - 1) // 2), -((n - 1) // 2) + 1)
+    idx = first[:, None] + np.arange(n)[None, :] - pad
+    if exclude_outside:
+        w = np.where((idx < 0) | (idx >= in_n), 0.0, w)
+        total = w.sum(axis=1, keepdims=True)
+        w = w / np.where(total == 0, 1.0, total)
+    taken = np.take(y, np.clip(idx, 0, in_n - 1), axis=axis)  # edge values beyond the border
+    wshape = (1,) * axis + w.shape + (1,) * (y.ndim - axis - 1)
+    out = (taken * w.reshape(wshape)).sum(axis=axis + 1)
+    if outside is not None and outside.any():
+        mshape = (1,) * axis + (out_n,) + (1,) * (y.ndim - axis - 1)
+        out = np.where(outside.reshape(mshape), extrap, out)
+    return out
