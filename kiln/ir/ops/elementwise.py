@@ -89,25 +89,38 @@ UNARY = {
 }
 
 
+def _numpy_native(a, b):
+    """Operands as dtypes numpy computes with natively: the ml_dtypes formats (int4, bfloat16,
+    float8, ...) widen to int64 / float64; the caller casts the result back."""
+    if a.dtype.kind != "V":
+        return a, b
+    wide = np.int64 if _kiln_dtype(a.dtype).is_int else np.float64
+    return a.astype(wide), b.astype(wide)
+
+
+def _kiln_dtype(npdt):
+    from ..dtypes import dtype
+
+    return dtype(npdt)
+
+
 def _int_div(a, b):
+    a, b = _numpy_native(a, b)
     if a.dtype.kind in "iu":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(b == 0, 0, a // np.where(b == 0, 1, b))
-            r = a - q * b
-            # floor -> truncate: adjust when signs differ and the division was inexact
-            fix = (r != 0) & ((a < 0) != (b < 0))
-            return (q + fix).astype(a.dtype)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.divide(a, b)
+        q = np.where(b == 0, 0, a // np.where(b == 0, 1, b))
+        r = a - q * b
+        # floor -> truncate: adjust when signs differ and the division was inexact
+        fix = (r != 0) & ((a < 0) != (b < 0))
+        return q + fix
+    return np.divide(a, b)
 
 
 def _mod(a, b, fmod):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if fmod:
-            return np.fmod(a, b)
-        if a.dtype.kind in "iu":
-            return np.mod(a, np.where(b == 0, 1, b)) * (b != 0)
-        return np.mod(a, b)
+    a, b = _numpy_native(a, b)
+    if a.dtype.kind in "iu":
+        safe = np.where(b == 0, 1, b)
+        return np.where(b == 0, 0, np.fmod(a, safe) if fmod else np.mod(a, safe))
+    return np.fmod(a, b) if fmod else np.mod(a, b)
 
 
 def _pow(a, b):
@@ -125,9 +138,7 @@ def _pow(a, b):
 def _shift(a, b, left):
     """Shift by b bits; shifting by a negative amount or by the width or more leaves only the
     sign fill: -1 for a right shift of a negative signed value, else 0."""
-    from ..dtypes import dtype as _kdtype
-
-    bits = _kdtype(a.dtype).bits
+    bits = _kiln_dtype(a.dtype).bits
     if bits < 8:  # int4/int2: shift in int64; the final cast keeps the low bits
         a, b = a.astype(np.int64), b.astype(np.int64)
     ok = (b >= 0) & (b < bits)
