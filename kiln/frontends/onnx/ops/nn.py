@@ -977,3 +977,73 @@ def lstm(ctx):
     """Gates i, o, f, c (that order in W, R, B); peepholes P are [i, o, f]."""
     rec = _Recurrence(ctx, 4, ["Sigmoid", "Tanh", "Tanh"])
     return rec.run(_LSTMCell(rec, ctx.attr("input_forget", 0)), 2)
+
+
+# --- linear attention (unrolled recurrence) -----------------------------------------------------
+
+def _time_step(ctx, x, t, axis):
+    return ctx.op("slice", x, starts=[t], ends=[t + 1], axes=[axis], steps=[1])
+
+
+@converter("LinearAttention", since=27)
+def linear_attention(ctx):
+    """The state S [B, Hkv, dk, dv] (float32) is updated once per step and read by every query:
+
+        S *= exp(decay_t)                      (gated rules)
+        v_t = beta_t * (v_t - k_t @ S)         (delta rules)
+        S += k_t^T v_t;  o_t = scale * q_t @ S (KV heads repeated for GQA)
+    """
+    rule = ctx.attr("update_rule", "gated_delta")
+    if rule not in ("linear", "gated", "delta", "gated_delta"):
+        ctx.fail(f"update_rule '{rule}' is not linear, gated, delta or gated_delta")
+    gating, delta = rule in ("gated", "gated_delta"), rule in ("delta", "gated_delta")
+    if gating != ctx.has_input(4) or delta != ctx.has_input(5):
+        ctx.fail(f"update_rule '{rule}' needs {'decay' if gating else 'no decay'} and {'beta' if delta else 'no beta'}")
+    hq, hkv = ctx.attr("q_num_heads", 0), ctx.attr("kv_num_heads", 0)
+    if hq <= 0 or hkv <= 0 or hq % hkv:
+        ctx.fail(f"q_num_heads {hq} must be a positive multiple of kv_num_heads {hkv}")
+    if any(ctx.rank(i) != 3 for i in range(3)):
+        ctx.fail("query, key and value must be [B, T, H*D]")
+    out_dt = ctx.dtype(0)
+    f32 = lambda v: v if _type(ctx, v).dtype.name == "f32" else ctx.op("cast", v, to="f32")  # noqa: E731
+    q = _heads_first(ctx, f32(ctx.input(0)), hq)
+    k = _heads_first(ctx, f32(ctx.input(1)), hkv)
+    v = _heads_first(ctx, f32(ctx.input(2)), hkv)
+    b, _, steps, dk = _type(ctx, k).shape
+    dv = _type(ctx, v).shape[3]
+    if not isinstance(steps, int):
+        ctx.fail(f"the sequence length must be static to unroll, got {steps}")
+    if gating:
+        dec = f32(ctx.input(4))
+        last = ctx.shape(4)[-1]
+        if last == hkv:
+            dec = ctx.op("reshape", dec, shape=[b, steps, hkv, 1])
+            dec = ctx.op("transpose", dec, perm=[0, 2, 3, 1])  # [B, H, 1, T]
+        else:
+            dec = ctx.op("transpose", _heads_first(ctx, dec, hkv), perm=[0, 1, 3, 2])  # [B, H, dk, T]
+        dec = ctx.op("exp", dec)
+    if delta:
+        bt = ctx.shape(5)[-1]
+        beta = ctx.op("transpose", ctx.op("reshape", f32(ctx.input(5)), shape=[b, steps, bt, 1]), perm=[0, 2, 1, 3])
+    state = f32(ctx.input(3)) if ctx.has_input(3) else \
+        ctx.op("broadcast", ctx.const(np.float32(0)), shape=[b, hkv, dk, dv])
+    scale = ctx.attr("scale", 0.0) or 1.0 / np.sqrt(dk)
+    outs = []
+    for t in range(steps):
+        k_t, v_t = _time_step(ctx, k, t, 2), _time_step(ctx, v, t, 2)  # [B, H, 1, d]
+        if gating:
+            state = ctx.op("mul", state, _time_step(ctx, dec, t, 3))
+        if delta:
+            v_t = ctx.op("mul", _time_step(ctx, beta, t, 2), ctx.op("sub", v_t, ctx.op("matmul", k_t, state)))
+        state = ctx.op("add", state, ctx.op("mul", ctx.op("transpose", k_t, perm=[0, 1, 3, 2]), v_t))
+        read = state if hq == hkv else _repeat_heads(ctx, state, hq // hkv)
+        outs.append(ctx.op("matmul", _time_step(ctx, q, t, 2), read))
+    y = outs[0] if steps == 1 else ctx.op("concat", *outs, axis=2)
+    y = ctx.op("mul", y, ctx.const(np.float32(scale)))
+    y = ctx.op("reshape", ctx.op("transpose", y, perm=[0, 2, 1, 3]), shape=[b, steps, dims.mul(hq, dv)])
+    if out_dt.name != "f32":
+        y = ctx.op("cast", y, to=out_dt)
+    state_dt = ctx.dtype(3) if ctx.has_input(3) else out_dt
+    if state_dt.name != "f32":
+        state = ctx.op("cast", state, to=state_dt)
+    return [y, state]
