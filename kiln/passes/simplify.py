@@ -6,6 +6,7 @@
     identity(x) -> x                     (kept where a graph output needs its own name)
     transpose(transpose(x, p), q) -> transpose(x, p∘q), or x when that is the identity
     transpose(x, identity perm) -> x
+    transpose(x, p) that moves only dims of size 1 -> reshape (or x)
     reshape(reshape(x, s), t) -> reshape(x, t)
     reshape(x, shape of x) -> x          broadcast(x, shape of x) -> x
     cast(x, to=dtype of x) -> x
@@ -93,9 +94,22 @@ def _transpose(n: Node, s: _State):
         if q != tuple(range(len(q))):
             return ("node", n.with_(inputs=(x,), attrs={**n.attrs, "perm": q}))
         perm = q
-    if perm == tuple(range(len(perm))) and _same_type(s, x, n.outputs[0]):
+    y = n.outputs[0]
+    if _same_type(s, x, y) and (perm == tuple(range(len(perm))) or _moves_only_unit_dims(s.types[x].shape, perm)):
         return ("value", x)
+    if _moves_only_unit_dims(s.types[x].shape, perm) and _reshapeable(s.types[y].shape):
+        return ("node", Node("reshape", (x,), (y,), {"shape": s.types[y].shape}, n.name))
     return None
+
+
+def _moves_only_unit_dims(shape, perm) -> bool:
+    """Whether the dims other than 1 keep their order: then the transpose is a reshape."""
+    kept = [p for p in perm if shape[p] != 1]
+    return kept == sorted(kept)
+
+
+def _reshapeable(shape) -> bool:
+    return sum(1 for d in shape if not isinstance(d, int)) <= 1  # reshape binds one run-time dim
 
 
 def _reshape(n: Node, s: _State):
@@ -163,9 +177,10 @@ def simplify(graph: Graph) -> Graph:
                     changed = True
                 nodes.append(new)
                 s.producer[y] = new
+                # later users read the value itself, so that rules see through the identity
             else:
-                subst[y] = what
                 changed = True
+            subst[y] = what
             continue
         if kind == "const":
             s.constants[y] = _frozen(what)
@@ -184,7 +199,8 @@ def simplify(graph: Graph) -> Graph:
         out = dce(graph)
         return out
     for v in subst:
-        g.types.pop(v, None)
+        if v not in outputs:
+            g.types.pop(v, None)
     return dce(g).prune_constants()
 
 
