@@ -62,6 +62,23 @@ def compare(expected: np.ndarray, actual: np.ndarray, rtol: float, atol: float, 
         np.testing.assert_array_equal(actual, expected, err_msg=what)
 
 
+def _array(x) -> np.ndarray:
+    """A test-data value as a numpy array (TensorProto and numpy scalars included)."""
+    if isinstance(x, np.ndarray):
+        arr = x
+    elif isinstance(x, np.generic):
+        arr = np.asarray(x)
+    elif type(x).__name__ == "TensorProto":
+        from onnx import numpy_helper
+
+        arr = numpy_helper.to_array(x)
+    else:
+        raise TypeError(f"{type(x).__name__} values (sequence/optional/map) are not supported")
+    if arr.dtype == object or arr.dtype.kind in "USc":
+        raise TypeError(f"{arr.dtype} tensors are not supported")
+    return arr
+
+
 def run_case(case) -> CaseResult:
     from ... import interpret
     from ...errors import ConversionError, UnsupportedOperatorError
@@ -77,8 +94,10 @@ def run_case(case) -> CaseResult:
     except Exception as e:  # noqa: BLE001 - a conformance run reports, it does not stop
         return CaseResult(case.name, "error", f"convert crashed: {type(e).__name__}: {e}", ops)
     for k, (inputs, outputs) in enumerate(case.data_sets):
-        if any(not isinstance(x, np.ndarray) for x in list(inputs) + list(outputs)):
-            return CaseResult(case.name, "unsupported", "sequence/optional/map values", ops)
+        try:
+            inputs, outputs = [_array(x) for x in inputs], [_array(x) for x in outputs]
+        except TypeError as e:
+            return CaseResult(case.name, "unsupported", str(e), ops)
         try:
             with np.errstate(all="ignore"):
                 got = interpret(graph, list(inputs))
