@@ -35,6 +35,15 @@ def _const_ints(ctx, i, what):
 _SYMBOLIC_BINARY = {"add": D.add, "sub": D.sub, "mul": D.mul}
 
 
+def _obj(v):
+    """v as an object ndarray (numpy hands single elements back unwrapped)."""
+    if isinstance(v, np.ndarray):
+        return v
+    out = np.empty((), dtype=object)
+    out[()] = v
+    return out
+
+
 def _trace(graph, value, producers, depth=0):
     """The value of an integer tensor as an object array of dims, or None when not derivable."""
     if value in graph.constants:
@@ -73,7 +82,7 @@ def _trace(graph, value, producers, depth=0):
             return x[tuple(idx)]
         if op == "gather":
             ind = graph.constants.get(node.inputs[1])
-            return None if ind is None else np.take(x, ind.astype(np.int64), axis=a["axis"])
+            return None if ind is None else _obj(np.take(x, ind.astype(np.int64), axis=a["axis"]))
     if op in _SYMBOLIC_BINARY or op == "div":
         x, y = arg(0), arg(1)
         if x is None or y is None:
