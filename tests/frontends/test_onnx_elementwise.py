@@ -334,3 +334,25 @@ def test_unsupported_quantized_type_is_named():
                        output_dtype=TensorProto.INT32)
     with pytest.raises(ConversionError, match="quantizing to i32"):
         from_onnx(model)
+
+
+def test_symbolic_batch_through_dropout_quantize_gelu():
+    s, z = np.float32([0.1, 0.2, 0.3]), np.int8([1, 2, 3])
+    s2, z2 = np.float32([[0.1, 0.2]]), np.int8([[1, 2]])
+    nodes = [helper.make_node("Dropout", ["x"], ["y", "m"]),
+             helper.make_node("QuantizeLinear", ["y", "s", "z"], ["q"], axis=1),
+             helper.make_node("Gelu", ["x"], ["g"]),
+             helper.make_node("DequantizeLinear", ["q", "s2", "z2"], ["dq"], axis=1, block_size=2)]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None)
+                               for o in ("m", "q", "g", "dq")],
+                              [numpy_helper.from_array(a, n) for n, a in
+                               {"s": s, "z": z, "s2": s2, "z2": z2}.items()])
+    g = from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]))
+    assert g.types["m"].shape == ("N", 3) and g.types["dq"].shape == ("N", 3)
+    x = rand(4, 3)
+    m, q, gelu, dq = kiln.interpret(g, [x]).values()
+    assert m.shape == (4, 3) and m.all()
+    np.testing.assert_array_equal(q, np.clip(np.rint(x / s) + z, -128, 127).astype(np.int8))
+    np.testing.assert_allclose(dq, (q.astype(np.float32) - z2[:, [0, 0, 1]]) * s2[:, [0, 0, 1]], rtol=1e-6)
+    assert gelu.shape == (4, 3)

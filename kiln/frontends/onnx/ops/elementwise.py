@@ -235,7 +235,10 @@ def _dropout(ctx, mask_dtype, training: bool, ratio):
     if not ctx.has_output(1):
         return [x]
     true = ctx.const(np.ones((), dtype=mask_dtype.np))
-    return [x, ctx.op("broadcast", true, shape=ctx.shape(0))]
+    if all(isinstance(d, int) for d in ctx.shape(0)):
+        return [x, ctx.op("broadcast", true, shape=ctx.shape(0))]
+    # run-time dims: take the shape from x itself (a constant cannot carry it)
+    return [x, ctx.op("where", ctx.op("equal", x, x), true, true)]
 
 
 @converter("Dropout", since=7)
