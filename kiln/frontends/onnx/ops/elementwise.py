@@ -100,9 +100,9 @@ def pow_mixed(ctx):
         return ctx.op("pow", a, b)
     if ta.is_float:
         return ctx.op("pow", a, _cast(ctx, b, ta))
-    # integer base, float exponent: evaluate in the exponent's float type, truncate back
-    wide = kd.float64 if tb.bits >= 32 or ta.bits > 16 else tb
-    return _cast(ctx, ctx.op("pow", _cast(ctx, a, wide), _cast(ctx, b, wide)), ta)
+    if tb.is_float:  # integer base, float exponent: evaluate in float64, truncate back
+        return _cast(ctx, ctx.op("pow", _cast(ctx, a, kd.float64), _cast(ctx, b, kd.float64)), ta)
+    return ctx.op("pow", a, _cast(ctx, b, ta))  # integer base and exponent of different widths
 
 
 @converter("Mod", since=10)
