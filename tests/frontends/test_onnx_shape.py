@@ -1,0 +1,337 @@
+"""ONNX shape, data-movement, indexing and resampling ops, across opsets, against onnxruntime.
+
+Each case builds a one-node model at a given opset, converts it with ``from_onnx``, runs it with
+``kiln.interpret`` and compares with onnxruntime (or a numpy expectation). Shape-like operands
+are tried both as initializers (they become attributes) and as graph inputs (the ``*_dynamic``
+twins). The ONNX package's node cases cover the newest opsets; these cover the older forms
+(attributes that later became inputs) and symbolic dims flowing through shape arithmetic.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import kiln  # noqa: E402
+from kiln.errors import ConversionError  # noqa: E402
+from kiln.frontends.onnx import from_onnx  # noqa: E402
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+I64 = np.int64
+
+
+def make_model(op_type, inputs, opset, outputs=("y",), initializers=(), **attrs):
+    """A one-node model; ``inputs`` maps names to arrays; names in ``initializers`` are initializers."""
+    node = helper.make_node(op_type, list(inputs), list(outputs), **attrs)
+    g_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), list(a.shape))
+                for n, a in inputs.items() if n and n not in initializers]
+    inits = [numpy_helper.from_array(a, n) for n, a in inputs.items() if n in initializers]
+    g_outputs = [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs]
+    model = helper.make_model(helper.make_graph([node], "t", g_inputs, g_outputs, inits),
+                              opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8 if opset < 21 else 10
+    try:  # typed outputs for onnxruntime
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        del model.graph.output[:]
+        model.graph.output.extend(inferred.graph.output)
+    except Exception:  # noqa: BLE001
+        pass
+    return model
+
+
+def check(op_type, inputs, opset, outputs=("y",), initializers=(), expected=None, rtol=1e-5, atol=1e-6, **attrs):
+    """kiln against onnxruntime (or ``expected``); returns the kiln graph."""
+    model = make_model(op_type, inputs, opset, outputs, initializers, **attrs)
+    feeds = {n: a for n, a in inputs.items() if n and n not in initializers}
+    g = from_onnx(model)
+    got = list(kiln.interpret(g, [feeds[n] for n in g.inputs]).values())
+    if expected is None:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        expected = sess.run(None, feeds)
+    assert len(got) == len(expected)
+    for a, w in zip(got, expected):
+        w = np.asarray(w)
+        assert a.dtype == w.dtype and a.shape == w.shape, (a.dtype, a.shape, w.dtype, w.shape)
+        np.testing.assert_allclose(a.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
+    return g
+
+
+def ops_of(g):
+    return [n.op for n in g.nodes]
+
+
+BOTH = [(), ("s",)]  # shape operand as a graph input, then as an initializer
+
+
+# --- reshapes ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("init", BOTH)
+@pytest.mark.parametrize("target", [[0, -1], [-1, 4], [4, 3, 2], [2, 0, 2, 2]])
+def test_reshape(init, target):
+    g = check("Reshape", {"x": X, "s": np.array(target, I64)}, 13, initializers=init)
+    assert ("reshape" in ops_of(g)) == bool(init)
+
+
+def test_reshape_allowzero():
+    x = np.zeros((0, 3), np.float32)
+    check("Reshape", {"x": x, "s": np.array([3, 0], I64)}, 14, allowzero=1)
+    check("Reshape", {"x": x, "s": np.array([3, 0], I64)}, 14, initializers=("s",), allowzero=1)
+
+
+@pytest.mark.parametrize("opset,axis", [(9, 0), (9, 2), (11, -1), (13, 3)])
+def test_flatten(opset, axis):
+    check("Flatten", {"x": X}, opset, axis=axis)
+
+
+def test_squeeze_unsqueeze_attrs_before_13():
+    x = RNG.standard_normal((1, 3, 1, 2)).astype(np.float32)
+    check("Squeeze", {"x": x}, 11, axes=[0, -2])
+    check("Squeeze", {"x": x}, 11)
+    check("Unsqueeze", {"x": X}, 11, axes=[0, -1])
+
+
+@pytest.mark.parametrize("init", BOTH)
+def test_squeeze_unsqueeze_inputs_from_13(init):
+    x = RNG.standard_normal((1, 3, 1, 2)).astype(np.float32)
+    check("Squeeze", {"x": x, "s": np.array([2, 0], I64)}, 13, initializers=init)
+    check("Unsqueeze", {"x": X, "s": np.array([-1, 1], I64)}, 13, initializers=init)
+
+
+def test_transpose_and_concat():
+    check("Transpose", {"x": X}, 13)
+    check("Transpose", {"x": X}, 13, perm=[1, 2, 0])
+    check("Concat", {"a": X, "b": X[:, :1]}, 13, axis=-2)
+
+
+# --- splits and slices ---------------------------------------------------------------------------
+
+def test_split_attr_before_13():
+    check("Split", {"x": X}, 11, outputs=("a", "b"), axis=2, split=[1, 3])
+    check("Split", {"x": X}, 11, outputs=("a", "b"), axis=-1)
+
+
+@pytest.mark.parametrize("init", BOTH)
+def test_split_input_from_13(init):
+    check("Split", {"x": X, "s": np.array([1, 2, 1], I64)}, 13, outputs=("a", "b", "c"), axis=2, initializers=init)
+
+
+def test_split_num_outputs_18():
+    x = RNG.standard_normal((7, 2)).astype(np.float32)
+    check("Split", {"x": x}, 18, outputs=("a", "b", "c"), num_outputs=3,
+          expected=[x[0:3], x[3:6], x[6:7]])
+
+
+def test_slice_attrs_before_10():
+    check("Slice", {"x": X}, 9, starts=[1, -3], ends=[100, -1], axes=[2, 1])
+
+
+@pytest.mark.parametrize("init", [(), ("st", "en", "ax", "sp")])
+def test_slice_inputs(init):
+    inputs = {"x": X, "st": np.array([-1, 0], I64), "en": np.array([-100, 2], I64),
+              "ax": np.array([2, -3], I64), "sp": np.array([-2, 1], I64)}
+    check("Slice", inputs, 13, initializers=init)
+
+
+# --- gathers and scatters --------------------------------------------------------------------------
+
+def test_gather_family():
+    check("Gather", {"x": X, "i": np.array([[0, -1]], I64)}, 13, axis=1)
+    check("GatherElements", {"x": X, "i": RNG.integers(-3, 3, (2, 2, 4)).astype(I64)}, 13, axis=1)
+    check("GatherND", {"x": X, "i": np.array([[1], [0]], I64)}, 12, batch_dims=1)
+    check("GatherND", {"x": X, "i": np.array([[1, 2], [0, 0]], I64)}, 11)
+
+
+def test_scatters():
+    x = np.zeros((3, 3), np.float32)
+    idx = np.array([[1, 0, 2]], I64)
+    upd = np.array([[1, 2, 3]], np.float32)
+    check("Scatter", {"x": x, "i": idx, "u": upd}, 9, axis=0)
+    check("ScatterElements", {"x": x, "i": idx, "u": upd}, 16, axis=1, reduction="add")
+    check("ScatterND", {"x": x, "i": np.array([[2], [0]], I64), "u": np.ones((2, 3), np.float32)}, 16,
+          reduction="mul")
+
+
+def test_nonzero_and_compress():
+    x = np.array([[1, 0, 2], [0, 0, 3]], np.float32)
+    check("NonZero", {"x": x}, 13)
+    check("Compress", {"x": x, "c": np.array([True, False, True])}, 11, axis=1)
+    check("Compress", {"x": x, "c": np.array([False, True, True])}, 11)
+
+
+# --- generated tensors and broadcasting ------------------------------------------------------------
+
+@pytest.mark.parametrize("init", BOTH)
+def test_expand_constant_of_shape_tile(init):
+    check("Expand", {"x": np.ones((3, 1), np.float32), "s": np.array([2, 1, 4], I64)}, 13, initializers=init)
+    model_inputs = {"s": np.array([2, 3], I64)}
+    check("ConstantOfShape", model_inputs, 9, initializers=init,
+          value=numpy_helper.from_array(np.array([5], np.int32)))
+    check("Tile", {"x": X, "s": np.array([1, 2, 3], I64)}, 13, initializers=init)
+
+
+@pytest.mark.parametrize("init", [(), ("a", "b", "c")])
+def test_range(init):
+    check("Range", {"a": np.array(1, I64), "b": np.array(11, I64), "c": np.array(3, I64)}, 11, initializers=init)
+    check("Range", {"a": np.array(2, np.float32), "b": np.array(0, np.float32), "c": np.array(-0.5, np.float32)},
+          11, initializers=init)
+
+
+@pytest.mark.parametrize("init", [(), ("d",)])
+def test_onehot(init):
+    inputs = {"i": np.array([[0, -1], [5, 2]], I64), "d": np.array(4, I64), "v": np.array([0, 7], np.float32)}
+    check("OneHot", inputs, 11, initializers=init, axis=1)
+
+
+@pytest.mark.parametrize("init", [(), ("k",)])
+@pytest.mark.parametrize("upper", [0, 1])
+def test_trilu(init, upper):
+    x = RNG.standard_normal((2, 3, 5)).astype(np.float32)
+    check("Trilu", {"x": x, "k": np.array(1, I64)}, 14, initializers=init, upper=upper)
+
+
+def test_eyelike():
+    check("EyeLike", {"x": np.zeros((3, 4), np.float32)}, 9, k=1, dtype=TensorProto.INT32)
+
+
+# --- block rearrangements, sequences, padding ------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_depth_space(mode):
+    x = RNG.standard_normal((1, 8, 2, 3)).astype(np.float32)
+    check("DepthToSpace", {"x": x}, 11, blocksize=2, mode=mode)
+    check("SpaceToDepth", {"x": RNG.standard_normal((1, 2, 4, 6)).astype(np.float32)}, 13, blocksize=2)
+
+
+def test_reverse_sequence():
+    x = RNG.standard_normal((4, 3, 2)).astype(np.float32)
+    check("ReverseSequence", {"x": x, "l": np.array([4, 1, 3], I64)}, 10, batch_axis=1, time_axis=0)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+def test_pad_attrs_before_11(mode):
+    x = RNG.standard_normal((3, 4)).astype(np.float32)
+    check("Pad", {"x": x}, 9, mode=mode, pads=[1, 2, 0, 1], value=1.5)
+
+
+@pytest.mark.parametrize("init", [(), ("p", "a")])
+def test_pad_inputs(init):
+    x = RNG.standard_normal((3, 4)).astype(np.float32)
+    check("Pad", {"x": x, "p": np.array([1, -1, 2, 0], I64), "v": np.array(2.0, np.float32)}, 13,
+          initializers=init)
+    check("Pad", {"x": x, "p": np.array([2, 1], I64), "v": np.array(0.0, np.float32), "a": np.array([-1], I64)},
+          18, initializers=init, expected=[np.pad(x, [(0, 0), (2, 1)])])
+    check("Pad", {"x": x, "p": np.array([1, 2, 3, 1], I64)}, 19, initializers=init, mode="wrap",
+          expected=[np.pad(x, [(1, 3), (2, 1)], mode="wrap")])
+
+
+@pytest.mark.parametrize("init", [(), ("s",)])
+def test_center_crop_pad(init):
+    x = RNG.standard_normal((5, 4, 3)).astype(np.float32)
+    want = np.zeros((2, 4, 6), np.float32)
+    want[:, :, 1:4] = x[1:3]
+    check("CenterCropPad", {"x": x, "s": np.array([2, 6], I64)}, 18, initializers=init, axes=[0, 2],
+          expected=[want])
+
+
+# --- resampling ------------------------------------------------------------------------------------
+
+IMG = RNG.standard_normal((1, 2, 3, 4)).astype(np.float32)
+
+
+def test_upsample_and_resize_10():
+    check("Upsample", {"x": IMG}, 7, scales=[1.0, 1.0, 2.0, 3.0], mode="nearest")
+    check("Upsample", {"x": IMG, "s": np.array([1, 1, 2, 2], np.float32)}, 9, mode="nearest")
+    check("Resize", {"x": IMG, "s": np.array([1, 1, 2, 3], np.float32)}, 10, mode="nearest")
+    check("Resize", {"x": IMG, "s": np.array([1, 1, 2, 1.5], np.float32)}, 10, initializers=("s",), mode="linear")
+
+
+@pytest.mark.parametrize("init", [(), ("r", "s")])
+@pytest.mark.parametrize("mode,ctm", [("linear", "align_corners"), ("cubic", "half_pixel"),
+                                      ("nearest", "pytorch_half_pixel"), ("linear", "tf_crop_and_resize")])
+def test_resize_scales(init, mode, ctm):
+    roi = np.array([0, 0, 0.1, 0.2, 1, 1, 0.9, 0.7], np.float32)
+    check("Resize", {"x": IMG, "r": roi, "s": np.array([1, 1, 2, 0.5], np.float32)}, 13, initializers=init,
+          mode=mode, coordinate_transformation_mode=ctm, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("init", [(), ("z",)])
+def test_resize_sizes_axes_18(init):
+    inputs = {"x": IMG, "r": np.zeros(0, np.float32), "s": np.zeros(0, np.float32), "z": np.array([5, 2], I64)}
+    check("Resize", inputs, 18, initializers=("r", "s") + init, mode="linear", axes=[3, 2],
+          keep_aspect_ratio_policy="not_larger", rtol=1e-4, atol=1e-5)
+    check("Resize", inputs, 18, initializers=("r", "s") + init, mode="cubic", antialias=1, rtol=1e-4, atol=1e-5,
+          axes=[3, 2])
+
+
+# --- shape queries and constants -------------------------------------------------------------------
+
+def test_shape_size_constant():
+    check("Shape", {"x": X}, 15, start=-2)
+    check("Size", {"x": X}, 13)
+    check("Constant", {}, 13, value_floats=[1.0, 2.5])
+    check("Constant", {}, 13, value_ints=[3])
+    sparse = helper.make_sparse_tensor(numpy_helper.from_array(np.array([5.0, 6.0], np.float32), "v"),
+                                       numpy_helper.from_array(np.array([1, 4], I64), "i"), [2, 3])
+    want = np.zeros(6, np.float32)
+    want[[1, 4]] = [5, 6]
+    check("Constant", {}, 13, sparse_value=sparse, expected=[want.reshape(2, 3)])
+
+
+# --- symbolic dims ---------------------------------------------------------------------------------
+
+def _symbolic_model():
+    h = helper
+    nodes = [
+        h.make_node("Shape", ["x"], ["s"]),
+        h.make_node("Gather", ["s", "i0"], ["b"], axis=0),
+        h.make_node("Unsqueeze", ["b", "ax"], ["bu"]),
+        h.make_node("Concat", ["bu", "c12"], ["tgt"], axis=0),
+        h.make_node("Reshape", ["x", "tgt"], ["y"]),
+        h.make_node("Unsqueeze", ["x2", "ax2"], ["w"]),
+        h.make_node("Shape", ["x2"], ["s2"]),
+        h.make_node("Expand", ["one", "s2"], ["e"]),
+        h.make_node("Size", ["x2"], ["n"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(0, I64), "i0"), numpy_helper.from_array(np.array([0], I64), "ax"),
+             numpy_helper.from_array(np.array([12], I64), "c12"), numpy_helper.from_array(np.array([2], I64), "ax2"),
+             numpy_helper.from_array(np.array([1.0], np.float32), "one")]
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 4]),
+                                  h.make_tensor_value_info("x2", TensorProto.FLOAT, ["batch", "seq", 4])],
+                     [h.make_tensor_value_info(n, TensorProto.UNDEFINED, None) for n in ("y", "w", "e", "n")], inits)
+    return h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
+
+
+def test_symbolic_dims_flow_through_shape_arithmetic():
+    g = from_onnx(_symbolic_model())
+    y = next(n for n in g.nodes if n.outputs == ("y",))
+    assert y.op == "reshape" and y.attrs["shape"] == ("batch", 12)
+    assert g.types["w"].shape == ("batch", "seq", 1, 4)
+    assert g.types["e"].shape == ("batch", "seq", 4)
+    x, x2 = X, RNG.standard_normal((2, 5, 4)).astype(np.float32)
+    out = kiln.interpret(g, [x, x2])
+    np.testing.assert_array_equal(out["y"], x.reshape(2, 12))
+    np.testing.assert_array_equal(out["w"], x2[:, :, None])
+    np.testing.assert_array_equal(out["e"], np.ones((2, 5, 4), np.float32))
+    assert out["n"] == 40 and out["n"].dtype == np.int64
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+def test_errors_name_the_problem():
+    with pytest.raises(ConversionError, match="cannot squeeze axis 1 of size 3"):
+        from_onnx(make_model("Squeeze", {"x": X}, 11, axes=[1]))
+    with pytest.raises(ConversionError, match="does not add up"):
+        from_onnx(make_model("Split", {"x": X}, 11, outputs=("a", "b"), axis=2, split=[1, 2]))
+    with pytest.raises(ConversionError, match="mode 'wrap' is not supported"):
+        from_onnx(make_model("Pad", {"x": X, "p": np.zeros(6, I64)}, 18, mode="wrap"))
+    with pytest.raises(ConversionError, match="exactly one of scales and sizes"):
+        from_onnx(make_model("Resize", {"x": IMG, "r": np.zeros(0, np.float32)}, 13, initializers=("r",)))
+    with pytest.raises(ConversionError, match="static length"):
+        m = make_model("Reshape", {"x": X, "s": np.array([24], I64)}, 13)
+        m.graph.input[1].type.tensor_type.shape.dim[0].dim_param = "n"
+        from_onnx(m)
