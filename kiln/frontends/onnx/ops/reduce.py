@@ -37,18 +37,20 @@ def _norm_axis(ctx, axis: int, rank: int, what: str = "axis") -> int:
     return axis % rank if rank else 0
 
 
+def _type(ctx, v):
+    """The type of any value built so far (NodeContext only offers the node's inputs' types)."""
+    return ctx._imp.b.type_of(v)
+
+
 def _to_float(ctx, v):
     """(v as a float tensor, its original dtype): ints go through float64, floats stay."""
-    dt = ctx._imp.b.type_of(v).dtype
+    dt = _type(ctx, v).dtype
     return (v, dt) if dt.is_float else (ctx.op("cast", v, to=kd.float64), dt)
 
 
 def _back(ctx, v, dt):
-    return v if ctx._imp.b.type_of(v).dtype == dt else ctx.op("cast", v, to=dt)
-
-
-def _type(ctx, v):
-    return ctx._imp.b.type_of(v)
+    """``v`` cast to ``dt`` (no op when it already is)."""
+    return v if _type(ctx, v).dtype == dt else ctx.op("cast", v, to=dt)
 
 
 def _channel_param(ctx, v, rank: int):
@@ -365,9 +367,9 @@ def _batch_norm(ctx, training: bool, spatial: bool = True):
         v = ctx.input(i)
         if ctx.dtype(i) != dt:
             v = ctx.op("cast", v, to=dt)
-        if spatial or ctx.rank(i) == 1 and rank == 2:
+        if spatial:
             return _channel_param(ctx, v, rank)
-        return v  # spatial=0: parameters are [C, D1, ...] and broadcast as they are
+        return v  # spatial=0 (opset 7-8): parameters are [C, D1, ...] and broadcast as they are
 
     scale, bias = param(1), param(2)
     if not training:
