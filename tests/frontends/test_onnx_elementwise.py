@@ -356,3 +356,19 @@ def test_symbolic_batch_through_dropout_quantize_gelu():
     np.testing.assert_array_equal(q, np.clip(np.rint(x / s) + z, -128, 127).astype(np.int8))
     np.testing.assert_allclose(dq, (q.astype(np.float32) - z2[:, [0, 0, 1]]) * s2[:, [0, 0, 1]], rtol=1e-6)
     assert gelu.shape == (4, 3)
+
+
+@pytest.mark.parametrize("op,inputs,opset,attrs,match", [
+    ("BitShift", {"a": np.uint8([1]), "b": np.uint8([1])}, 11, {"direction": "UP"}, "direction"),
+    ("Gelu", {"x": np.float32([1])}, 20, {"approximate": "erf"}, "approximate"),
+    ("Mod", {"a": np.int32([1]), "b": np.int32([1])}, 13, {"fmod": 2}, "fmod"),
+    ("Cast", {"x": np.float32([1])}, 13, {"to": TensorProto.STRING}, "string"),
+    ("Cast", {"x": np.float32([1])}, 25, {"to": TensorProto.FLOAT16, "round_mode": "zero"}, "round_mode"),
+    ("BitCast", {"x": np.float32([1])}, 26, {"to": TensorProto.INT16}, "bit-cast"),
+    ("Clip", {"x": np.float32([1]), "lo": np.float64(0)}, 13, {}, "dtype"),
+    ("Celu", {"x": np.float32([1])}, 12, {"alpha": 0.0}, "alpha"),
+])
+def test_bad_attributes_and_variants_are_named(op, inputs, opset, attrs, match):
+    inputs = {k: np.asarray(v) for k, v in inputs.items()}
+    with pytest.raises(ConversionError, match=match):
+        from_onnx(make_model(op, inputs, opset, **attrs))

@@ -2,7 +2,18 @@
 
 Each row is the whole definition of the op: its name, which dtypes it accepts, its result dtype
 and its numpy semantics. Binary and ternary ops broadcast their operands numpy-style.
-Integer division truncates toward zero (C semantics), as every target's integer divide does.
+
+Integer rules, the ones targets must match:
+
+* ``div`` truncates toward zero (C semantics), as every target's integer divide does; x / 0 is 0.
+* ``mod`` takes the divisor's sign (floored), or the dividend's with ``fmod``; x mod 0 is 0.
+* ``pow`` of integers is exact and wraps; a negative exponent gives trunc(1 / a**-b).
+* ``shift_left`` / ``shift_right`` by a negative amount or by the width or more give the sign
+  fill alone (-1 for a right shift of a negative value, else 0); right shifts of signed values
+  are arithmetic.
+
+Transcendental ops evaluate in float64 and round once to the operand's dtype. ``cast`` and
+``bitcast`` convert between any two dtypes (see :mod:`._cast` for the rules).
 """
 from __future__ import annotations
 
