@@ -58,6 +58,10 @@ def with_random_weights(model, seed=0):
     inputs = [i for i in out.graph.input if i.name in live_names or i.name not in inits]
     del out.graph.input[:]
     out.graph.input.extend(inputs)
+    # also expose the logits feeding the final softmax: a saturated softmax alone compares weakly
+    for n in keep:
+        if n.op_type == "Softmax":
+            out.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.input[0]))
     return out
 
 
@@ -76,4 +80,4 @@ def test_light_model_matches_onnxruntime(name):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         assert a.shape == b.shape and a.dtype == b.dtype
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * float(np.abs(b).max()))
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(np.abs(b).max()))
