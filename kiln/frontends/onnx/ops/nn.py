@@ -1047,3 +1047,82 @@ def linear_attention(ctx):
     if state_dt.name != "f32":
         state = ctx.op("cast", state, to=state_dt)
     return [y, state]
+
+
+# --- deformable convolution ---------------------------------------------------------------------
+
+def _bilinear_gather(ctx, xg, pos, sizes):
+    """Sample ``xg`` [N, G, Cg, prod(sizes)] at fractional positions ``pos`` (one [N, G, K, P] tensor
+    per spatial axis), multilinear over the 2^n neighbours, zero outside. Returns [N, G, Cg, K*P]."""
+    dt = _type(ctx, pos[0]).dtype
+    n, g, k, p = _type(ctx, pos[0]).shape
+    cg = _type(ctx, xg).shape[2]
+    floors = [ctx.op("floor", q) for q in pos]
+    fracs = [ctx.op("sub", q, f) for q, f in zip(pos, floors)]
+    lows = [ctx.op("cast", f, to="i64") for f in floors]
+    one = _scalar(ctx, 1, dt)
+    strides = [int(np.prod(sizes[d + 1:])) for d in range(len(sizes))]
+    total = None
+    for corner in np.ndindex(*(2,) * len(sizes)):
+        weight, valid, flat = None, None, None
+        for d, c in enumerate(corner):
+            idx = ctx.op("add", lows[d], ctx.const(np.int64(c))) if c else lows[d]
+            w = fracs[d] if c else ctx.op("sub", one, fracs[d])
+            ok = ctx.op("and", ctx.op("greater_equal", idx, ctx.const(np.int64(0))),
+                        ctx.op("less", idx, ctx.const(np.int64(sizes[d]))))
+            safe = ctx.op("min", ctx.op("max", idx, ctx.const(np.int64(0))), ctx.const(np.int64(sizes[d] - 1)))
+            term = ctx.op("mul", safe, ctx.const(np.int64(strides[d])))
+            weight = w if weight is None else ctx.op("mul", weight, w)
+            valid = ok if valid is None else ctx.op("and", valid, ok)
+            flat = term if flat is None else ctx.op("add", flat, term)
+        weight = ctx.op("where", valid, weight, _scalar(ctx, 0, dt))
+        index = ctx.op("broadcast", ctx.op("reshape", flat, shape=[n, g, 1, dims.mul(k, p)]),
+                       shape=[n, g, cg, dims.mul(k, p)])
+        val = ctx.op("gather_elements", xg, index, axis=3)
+        val = ctx.op("mul", val, ctx.op("reshape", weight, shape=[n, g, 1, dims.mul(k, p)]))
+        total = val if total is None else ctx.op("add", total, val)
+    return total
+
+
+@converter("DeformConv", since=19)
+def deform_conv(ctx):
+    """Convolution whose taps move by learned ``offset``s: every tap is sampled multilinearly
+    (zero outside), scaled by ``mask``, then contracted with W by a grouped matmul."""
+    x_t, w_t, off_t = ctx.type(0), ctx.type(1), ctx.type(2)
+    ns = _spatial_rank(ctx)
+    if not (x_t.is_static and w_t.is_static and off_t.is_static):
+        ctx.fail(f"DeformConv needs static shapes, got X {x_t}, W {w_t}, offset {off_t}")
+    kernel = list(w_t.shape[2:])
+    strides, dilations = _conv_geometry(ctx, kernel)
+    pads = _ints(ctx, "pads", 2 * ns, 0)
+    group, og = ctx.attr("group", 1), ctx.attr("offset_group", 1)
+    n, c = x_t.shape[:2]
+    sizes = list(x_t.shape[2:])
+    m = w_t.shape[0]
+    out = [window_count(sizes[i], kernel[i], strides[i], dilations[i], pads[i], pads[ns + i]) for i in range(ns)]
+    k, p = int(np.prod(kernel)), int(np.prod(out))
+    if list(off_t.shape) != [n, og * k * ns] + out:
+        ctx.fail(f"offset {off_t} must be [{n}, {og * k * ns}, {', '.join(map(str, out))}]")
+    if c % og or c % group or w_t.shape[1] * group != c:
+        ctx.fail(f"channels {c} do not fit group {group}, offset_group {og} and W {w_t}")
+    dt = x_t.dtype
+    off = ctx.op("reshape", ctx.input(2), shape=[n, og, k, ns, p])
+    taps = np.stack(np.meshgrid(*[np.arange(kk) for kk in kernel], indexing="ij"), 0).reshape(ns, k)
+    outs = np.stack(np.meshgrid(*[np.arange(o) for o in out], indexing="ij"), 0).reshape(ns, p)
+    pos = []
+    for d in range(ns):
+        base = (outs[d][None, :] * strides[d] - pads[d] + taps[d][:, None] * dilations[d]).astype(dt.np)
+        od = ctx.op("reshape", ctx.op("slice", off, starts=[d], ends=[d + 1], axes=[3], steps=[1]), shape=[n, og, k, p])
+        pos.append(ctx.op("add", od, ctx.const(base)))
+    xg = ctx.op("reshape", ctx.input(0), shape=[n, og, c // og, int(np.prod(sizes))])
+    cols = _bilinear_gather(ctx, xg, pos, sizes)  # [N, og, C/og, K*P]
+    if ctx.has_input(4):
+        mask = ctx.op("reshape", ctx.input(4), shape=[n, og, 1, k * p])
+        cols = ctx.op("mul", cols, mask)
+    cw = c // group
+    cols = ctx.op("reshape", cols, shape=[n, group, cw * k, p])
+    w = ctx.op("reshape", ctx.input(1), shape=[group, m // group, cw * k])
+    y = ctx.op("reshape", ctx.op("matmul", w, cols), shape=[n, m] + out)
+    if ctx.has_input(3):
+        y = ctx.op("add", y, ctx.op("reshape", ctx.input(3), shape=[m] + [1] * ns))
+    return y
