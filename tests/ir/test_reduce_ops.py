@@ -251,3 +251,24 @@ def test_topk_errors():
     with pytest.raises(ValueError, match="k operand"):
         get("topk_dynamic").infer(TensorType("f32", (2, 3)), TensorType("i64", (2,)), axis=1, largest=True,
                                   sorted=True)
+
+
+def test_text_round_trip():
+    from kiln.ir import parse, verify
+
+    b = GraphBuilder()
+    x = b.input("x", "f32", ("n", 4))
+    a = b.input("axes", "i64", (1,))
+    k = b.input("k", "i64", (1,))
+    outs = [b.op("reduce_sum_dynamic", x, a, keepdims=False, noop_with_empty_axes=True),
+            b.op("reduce_max", x, axes=(0,), keepdims=False),
+            b.op("cumsum", x, axis=1, exclusive=True),
+            b.op("cumprod_dynamic", x, b.input("axis", "i32", ()), reverse=True),
+            *b.op("topk_dynamic", x, k, axis=1, largest=False),
+            *b.op("topk", x, k=2),
+            b.op("argmin", x, axis=1, select_last_index=True)]
+    g = b.build(outs)
+    text = str(g)
+    g2 = parse(text)
+    verify(g2)
+    assert str(g2) == text
