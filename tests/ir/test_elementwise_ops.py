@@ -58,6 +58,9 @@ def test_unary_infer_matches_reference(name):
         t, y = _run(name, [t_in], [_sample(dt, (2, 3))])
         assert y.dtype == t.dtype.np, (name, dt)
         assert t.shape == ("n", 3) and y.shape == (2, 3)
+        for shape in [(), (0, 2)]:  # 0-d and empty operands
+            t, y = _run(name, [TensorType(dt, shape)], [_sample(dt, shape)])
+            assert y.dtype == t.dtype.np and y.shape == shape, (name, dt, shape)
     assert seen, f"{name} accepts no dtype"
 
 
@@ -72,6 +75,8 @@ def test_binary_infer_matches_reference_and_broadcasts(name):
         t, y = _run(name, [ta, tb], [_sample(dt, (2, 1, 4)), _sample(dt, (3, 1))])
         assert t.shape == ("n", 3, 4) and y.shape == (2, 3, 4), name
         assert y.dtype == t.dtype.np, (name, dt)
+        t, y = _run(name, [TensorType(dt, ()), TensorType(dt, ())], [_sample(dt, ()), _sample(dt, ())])
+        assert y.dtype == t.dtype.np and y.shape == (), (name, dt)
     assert seen, f"{name} accepts no dtype"
 
 

@@ -93,7 +93,7 @@ UNARY = {
     "acosh": ("float", "same", np.arccosh, True),
     "atanh": ("float", "same", np.arctanh, True),
     "sigmoid": ("float", "same", _sigmoid, True),
-    "erf": ("float", "same", lambda x: _erf(x).astype(np.float64), True),
+    "erf": ("float", "same", lambda x: np.asarray(_erf(x), dtype=np.float64), True),
     "not": ("bool", "same", np.logical_not, False),
     "bitwise_not": ("int", "same", np.invert, False),
     "isnan": ("float", "bool", np.isnan, False),
