@@ -202,3 +202,88 @@ def _resize_axis(y, axis, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude
         mshape = (1,) * axis + (out_n,) + (1,) * (y.ndim - axis - 1)
         out = np.where(outside.reshape(mshape), extrap, out)
     return out
+
+
+# --- grid sampling -----------------------------------------------------------------------------
+
+@op("grid_sample", inputs=("x", "grid"),
+    attrs={"mode": Attr("str", "linear", MODES), "padding_mode": Attr("str", "zeros", ("zeros", "border", "reflection")),
+           "align_corners": Attr("bool", False)})
+class GridSample:
+    """Sample x [N, C, *spatial] at the normalized points of grid [N, *out, D] (last axis ordered
+    x, y, z: innermost spatial dim first; -1 and 1 are the edges, or the edge pixel centres with
+    ``align_corners``); result [N, C, *out]. Points outside read zeros, the border, or a reflection."""
+
+    def infer(x: TensorType, grid: TensorType, mode, padding_mode, align_corners):
+        require(x.dtype.is_float and grid.dtype.is_float, f"grid_sample: x and grid must be float, got {x}, {grid}")
+        require(x.rank >= 3, f"grid_sample: x must be [N, C, *spatial], got {x}")
+        d = grid.shape[-1] if grid.rank else None
+        require(grid.rank == x.rank and (d == x.rank - 2 or isinstance(d, str)),
+                f"grid_sample: grid must be [N, *out, {x.rank - 2}] for {x}, got {grid}")
+        require(not (mode == "cubic" and x.rank != 4), "grid_sample: cubic mode needs 2-D spatial data")
+        return TensorType(x.dtype, (x.shape[0], x.shape[1]) + grid.shape[1:-1])
+
+    def reference(x, grid, mode, padding_mode, align_corners):
+        return grid_sample_array(x, grid, mode, padding_mode, align_corners)
+
+
+def _reflect(c, lo, hi):
+    """Reflect coordinates into [lo, hi] by the nearer border, repeatedly."""
+    span = hi - lo
+    if span <= 0:
+        return np.full_like(c, lo)
+    below, above = c < lo, c > hi
+    d = np.where(below, lo - c, c - hi)
+    n = np.floor(d / span)
+    r = d - n * span
+    even = n % 2 == 0
+    return np.where(below, np.where(even, lo + r, hi - r), np.where(above, np.where(even, hi - r, lo + r), c))
+
+
+def _grid_taps(c, size, mode, padding_mode, lo, hi):
+    """(index, weight) pairs along one spatial dim for sample coordinates c."""
+    if mode == "nearest":
+        taps = [(c, np.ones_like(c))]
+    else:
+        f = np.floor(c)
+        t = c - f
+        if mode == "linear":
+            taps = [(f, 1 - t), (f + 1, t)]
+        else:
+            w = _cubic(np.stack([t + 1, t, 1 - t, 2 - t]), -0.75)
+            taps = [(f + k - 1, w[k]) for k in range(4)]
+    out = []
+    for i, w in taps:
+        if padding_mode == "zeros":
+            w = np.where((i >= 0) & (i < size), w, 0.0)
+        elif padding_mode == "reflection":
+            i = np.trunc(_reflect(i, lo, hi))
+        out.append((np.clip(i, 0, size - 1).astype(np.int64), w))
+    return out
+
+
+def grid_sample_array(x, grid, mode, padding_mode, align_corners):
+    import itertools
+
+    spatial = x.shape[2:]
+    g = grid.astype(np.float64)[..., ::-1]  # one coordinate per spatial dim, outermost first
+    per_dim = []
+    for k, size in enumerate(spatial):
+        n = g[..., k]
+        c = (n + 1) / 2 * (size - 1) if align_corners else ((n + 1) * size - 1) / 2
+        if mode == "nearest":
+            c = np.rint(c)
+        lo, hi = (0.0, size - 1.0) if align_corners else (-0.5, size - 0.5)
+        outside = (c < lo) | (c > hi)
+        if padding_mode == "border":
+            c = np.where(outside, np.clip(c, 0, size - 1), c)
+        elif padding_mode == "reflection":
+            c = np.where(outside, _reflect(c, lo, hi), c)
+        per_dim.append(_grid_taps(c, size, mode, padding_mode, lo, hi))
+    batch = np.arange(x.shape[0]).reshape((-1,) + (1,) * (grid.ndim - 2))
+    out = np.zeros((x.shape[0],) + grid.shape[1:-1] + (x.shape[1],))
+    xf = np.moveaxis(x.astype(np.float64), 1, -1)  # [N, *spatial, C]
+    for combo in itertools.product(*per_dim):
+        w = np.prod([wk for _, wk in combo], axis=0)
+        out += w[..., None] * xf[(batch,) + tuple(i for i, _ in combo)]
+    return np.moveaxis(out, -1, 1).astype(x.dtype)

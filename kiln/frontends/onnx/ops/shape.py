@@ -953,3 +953,16 @@ def _upsample(ctx, x, scales):
 @converter("Upsample", since=9)
 def upsample_v9(ctx):
     return _upsample(ctx, ctx.input(0), ctx.input(1))
+
+
+@converter("GridSample", since=16)
+def grid_sample(ctx):
+    mode = ctx.attr("mode", "bilinear" if ctx.opset < 20 else "linear")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    pad = ctx.attr("padding_mode", "zeros")
+    if mode not in ("nearest", "linear", "cubic") or pad not in ("zeros", "border", "reflection"):
+        ctx.fail(f"mode '{mode}' with padding_mode '{pad}' is not supported")
+    if ctx.opset < 20 and ctx.rank(0) != 4:
+        ctx.fail(f"GridSample before opset 20 takes 4-D input, got {ctx.type(0)}")
+    return ctx.op("grid_sample", ctx.input(0), ctx.input(1), mode=mode, padding_mode=pad,
+                  align_corners=bool(ctx.attr("align_corners", 0)))
