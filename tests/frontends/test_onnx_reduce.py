@@ -423,3 +423,23 @@ def test_det():
     check("Det", {"x": x2}, 22, expected=[np.linalg.det(x2).astype(np.float32)], rtol=1e-5)
     with pytest.raises(ConversionError, match="at most 6x6"):
         from_onnx(make_model("Det", {"x": rand(7, 7)}, 22))
+
+
+@pytest.mark.parametrize("op,inputs,opset,attrs,match", [
+    ("Softmax", {"x": rand(2, 3)}, 13, {"axis": 2}, "axis 2 is out of range for an input of rank 2"),
+    ("GroupNormalization", {"x": rand(2, 6, 3), "s": rand(4), "b": rand(4)}, 18, {"num_groups": 4},
+     "6 channels do not split into 4 groups"),
+    ("NegativeLogLikelihoodLoss", {"x": rand(2, 3), "t": rand(2)}, 13, {}, "target must be an integer tensor"),
+    ("NegativeLogLikelihoodLoss", {"x": rand(2, 3), "t": np.zeros(2, np.int64)}, 13, {"reduction": "max"},
+     "reduction 'max' is not supported"),
+    ("LayerNormalization", {"x": rand(2, 3), "w": rand(3)}, 17, {"stash_type": 6}, "stash_type i32 is not a float"),
+    ("LRN", {"x": rand(2, 3, 4)}, 13, {"size": 0}, "size must be a positive int"),
+    ("BatchNormalization", {"x": rand(2, 3), "s": rand(3), "b": rand(3), "m": rand(3), "v": rand(3)}, 9, {},
+     None),
+])
+def test_conversion_errors_name_the_node(op, inputs, opset, attrs, match):
+    outs = ("y", "m2") if match is None else ("y",)
+    model = make_model(op, inputs, opset, outputs=outs, **attrs)
+    with pytest.raises(ConversionError, match=match or "training outputs .* are not supported before opset 14") as e:
+        from_onnx(model)
+    assert f"{op} node" in str(e.value)
