@@ -1126,3 +1126,84 @@ def deform_conv(ctx):
     if ctx.has_input(3):
         y = ctx.op("add", y, ctx.op("reshape", ctx.input(3), shape=[m] + [1] * ns))
     return y
+
+
+# --- RoiAlign -----------------------------------------------------------------------------------
+
+def _roi_axis(ctx, start, bin_size, out, ratio, size, dt):
+    """Sample positions along one axis of every ROI -> (low, high) int64 indices and their weights,
+    each [R, out*ratio], with RoiAlign's clamping (outside [-1, size] weighs nothing)."""
+    frac = (np.arange(out)[:, None] + (np.arange(ratio)[None, :] + 0.5) / ratio).reshape(1, -1)
+    v = ctx.op("add", start, ctx.op("mul", bin_size, ctx.const(frac.astype(dt.np))))
+    c = lambda x: _scalar(ctx, x, dt)  # noqa: E731
+    valid = ctx.op("and", ctx.op("greater_equal", v, c(-1)), ctx.op("less_equal", v, c(size)))
+    v = ctx.op("max", v, c(0))
+    low = ctx.op("floor", v)
+    edge = ctx.op("greater_equal", low, c(size - 1))
+    low = ctx.op("where", edge, c(size - 1), low)
+    v = ctx.op("where", edge, low, v)
+    high = ctx.op("where", edge, low, ctx.op("add", low, c(1)))
+    w_high = ctx.op("where", valid, ctx.op("sub", v, low), c(0))
+    w_low = ctx.op("where", valid, ctx.op("sub", c(1), ctx.op("sub", v, low)), c(0))
+    return [(ctx.op("cast", low, to="i64"), w_low), (ctx.op("cast", high, to="i64"), w_high)]
+
+
+def _roi_align(ctx, default_mode):
+    """Bilinear samples on a fixed ``sampling_ratio`` grid per bin, gathered from X laid out as
+    [C, N*H*W], then averaged (or, per ONNX, the max of the weighted corners) per bin."""
+    x_t = ctx.type(0)
+    if x_t.rank != 4 or not dims.all_static(x_t.shape[1:]):
+        ctx.fail(f"X must be [N, C, H, W] with static C, H, W, got {x_t}")
+    n, c, h, w = x_t.shape
+    oh, ow = ctx.attr("output_height", 1), ctx.attr("output_width", 1)
+    ratio = ctx.attr("sampling_ratio", 0)
+    if ratio <= 0:
+        ctx.fail("sampling_ratio 0 (adaptive, a data-dependent sample count) is not supported; "
+                 "give a positive sampling_ratio")
+    mode = ctx.attr("mode", "avg")
+    if mode not in ("avg", "max"):
+        ctx.fail(f"mode '{mode}' is not avg or max")
+    ctm = ctx.attr("coordinate_transformation_mode", default_mode)
+    if ctm not in ("half_pixel", "output_half_pixel"):
+        ctx.fail(f"coordinate_transformation_mode '{ctm}' is not half_pixel or output_half_pixel")
+    dt = x_t.dtype
+    scale = ctx.attr("spatial_scale", 1.0)
+    rois = ctx.op("mul", ctx.input(1), _scalar(ctx, scale, dt))
+    if ctm == "half_pixel":
+        rois = ctx.op("sub", rois, _scalar(ctx, 0.5, dt))
+    col = lambda k: _slice_last(ctx, rois, k, k + 1)  # noqa: E731  [R, 1]
+    axes = []
+    for k, (out, size) in enumerate(((oh, h), (ow, w))):
+        start = col(1 - k)
+        extent = ctx.op("sub", col(3 - k), start)
+        if ctm == "output_half_pixel":
+            extent = ctx.op("max", extent, _scalar(ctx, 1, dt))
+        axes.append(_roi_axis(ctx, start, ctx.op("div", extent, _scalar(ctx, out, dt)), out, ratio, size, dt))
+    r = ctx.shape(1)[0]
+    base = ctx.op("mul", ctx.op("reshape", ctx.op("cast", ctx.input(2), to="i64"), shape=[r, 1, 1]),
+                  ctx.const(np.int64(h * w)))
+    xf = ctx.op("reshape", ctx.op("transpose", ctx.input(0), perm=[1, 0, 2, 3]), shape=[c, dims.mul(n, h * w)])
+    ys, xs = oh * ratio, ow * ratio
+    acc = None
+    for yi, wy in axes[0]:
+        for xi, wx in axes[1]:
+            idx = ctx.op("add", ctx.op("add", base, ctx.op("mul", ctx.op("reshape", yi, shape=[r, ys, 1]),
+                                                           ctx.const(np.int64(w)))),
+                         ctx.op("reshape", xi, shape=[r, 1, xs]))
+            wgt = ctx.op("mul", ctx.op("reshape", wy, shape=[r, ys, 1]), ctx.op("reshape", wx, shape=[r, 1, xs]))
+            val = ctx.op("mul", ctx.op("gather", xf, idx, axis=1), wgt)  # [C, R, ys, xs]
+            acc = val if acc is None else ctx.op("add" if mode == "avg" else "max", acc, val)
+    acc = ctx.op("reshape", acc, shape=[c, r, oh, ratio, ow, ratio])
+    y = ctx.op("reduce_mean" if mode == "avg" else "reduce_max", acc, axes=[3, 5], keepdims=False)
+    return ctx.op("transpose", y, perm=[1, 0, 2, 3])
+
+
+@converter("RoiAlign", since=10)
+def roi_align_10(ctx):
+    return _roi_align(ctx, "output_half_pixel")
+
+
+@converter("RoiAlign", since=16)
+def roi_align_16(ctx):
+    """Opset 16 added coordinate_transformation_mode, defaulting to half_pixel."""
+    return _roi_align(ctx, "half_pixel")
