@@ -174,3 +174,39 @@ class Range:
         if s.dtype.kind in "iu":
             return (int(s) + int(d) * np.arange(n, dtype=np.int64)).astype(s.dtype)
         return (s.astype(np.float64) + d.astype(np.float64) * np.arange(n, dtype=np.float64)).astype(s.dtype)
+
+
+@op("unique", inputs=("x",), attrs={"axis": Attr("int", None), "sorted": Attr("bool", True)}, outputs=4)
+class Unique:
+    """Distinct elements (or slices along ``axis``) of x, ascending or in order of first occurrence.
+
+    Results: the unique values, the index of each one's first occurrence, for each element (slice)
+    of x the position of its value among the unique ones, and how often each occurs (int64).
+    Without ``axis`` x is flattened.
+    """
+
+    def infer(x: TensorType, axis, sorted):
+        u = dims.UNKNOWN
+        if axis is None:
+            return (TensorType(x.dtype, [u]), TensorType("i64", [u]), TensorType("i64", [x.size]),
+                    TensorType("i64", [u]))
+        a = norm_axis(axis, x.rank)
+        shape = list(x.shape)
+        shape[a] = u
+        return (TensorType(x.dtype, shape), TensorType("i64", [u]), TensorType("i64", [x.shape[a]]),
+                TensorType("i64", [u]))
+
+    def reference(x, axis, sorted):
+        a = 0 if axis is None else axis % x.ndim
+        data = x.reshape(-1) if axis is None else x
+        narrow = data.dtype.type.__module__.startswith("ml_dtypes")  # bfloat16 etc. sort as float64
+        key = data.astype(np.float64) if narrow else data
+        _, first, inverse, counts = np.unique(key, True, True, True, axis=None if axis is None else a)
+        inverse = inverse.reshape(-1)
+        if not sorted:
+            order = np.argsort(first, kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            first, counts, inverse = first[order], counts[order], rank[inverse]
+        y = np.take(data, first, axis=a)
+        return (contiguous(y), first.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64))

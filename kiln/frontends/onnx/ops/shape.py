@@ -966,3 +966,11 @@ def grid_sample(ctx):
         ctx.fail(f"GridSample before opset 20 takes 4-D input, got {ctx.type(0)}")
     return ctx.op("grid_sample", ctx.input(0), ctx.input(1), mode=mode, padding_mode=pad,
                   align_corners=bool(ctx.attr("align_corners", 0)))
+
+
+@converter("Unique", since=11)
+def unique(ctx):
+    axis = ctx.attr("axis", None)
+    if axis is not None:
+        axis = _axis(ctx, axis, ctx.rank(0))
+    return list(ctx.op("unique", ctx.input(0), axis=axis, sorted=bool(ctx.attr("sorted", 1))))
