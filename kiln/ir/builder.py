@@ -48,10 +48,16 @@ class GraphBuilder:
         self.graph.types[name] = TensorType(dtype, shape)
         return name
 
-    def const(self, array, name: str | None = None) -> str:
+    def const(self, array, name: str | None = None, exact: bool = False) -> str:
+        """Add a constant; ``exact`` claims ``name`` itself (even if reserved) instead of a fresh variant."""
         arr = np.array(array, copy=True, order="C")
         arr.flags.writeable = False
-        name = self.fresh(name or "c")
+        if exact:
+            if name in self.graph.types:
+                raise ValueError(f"value '{name}' is already defined")
+            self._used.add(name)
+        else:
+            name = self.fresh(name or "c")
         self.graph.constants[name] = arr
         self.graph.types[name] = TensorType(dtypes.of(arr), arr.shape)
         return name

@@ -251,7 +251,7 @@ class Importer:
             except Exception as e:  # noqa: BLE001 - onnx raises many types for bad tensors
                 raise ModelLoadError(f"initializer '{t.name}' could not be read: {e}") from None
             onnx_dtype(t.data_type, f"initializer '{t.name}'")
-            self.alias[t.name] = self.b.const(arr, t.name)
+            self.alias[t.name] = self.b.const(arr, t.name, exact=True)
         for t in self.g.sparse_initializer:
             raise ConversionError(f"sparse initializer '{t.values.name}' is not supported")
 
