@@ -6,9 +6,13 @@ ties, exclusive/reverse scans, accumulation in narrow floats. Then the errors ``
 """
 from __future__ import annotations
 
+import warnings
+
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kiln.ir import GraphBuilder, interpret
 from kiln.ir import dtypes as kd
@@ -272,3 +276,36 @@ def test_text_round_trip():
     g2 = parse(text)
     verify(g2)
     assert str(g2) == text
+
+
+# --- properties: any shape (empty dims included), any axes ----------------------------------------
+
+
+
+@st.composite
+def _reduction_case(draw):
+    shape = tuple(draw(st.lists(st.integers(0, 3), min_size=1, max_size=4)))
+    axes = draw(st.lists(st.integers(-len(shape), len(shape) - 1), unique_by=lambda a: a % len(shape)))
+    return shape, tuple(axes), draw(st.booleans()), draw(st.sampled_from(sorted(REDUCTIONS)))
+
+
+@given(_reduction_case())
+def test_reduction_property(case):
+    shape, axes, keep, kind = case
+    x = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) % 5 - 2
+    (t,), (y,) = run(f"reduce_{kind}", [x], axes=axes, keepdims=keep)
+    assert y.shape == t.shape
+    ax = tuple(sorted(a % len(shape) for a in axes))
+    if not ax:
+        np.testing.assert_array_equal(y, x)
+        return
+    if x.size == 0 and kind in ("max", "min"):
+        want = np.full(t.shape, -np.inf if kind == "max" else np.inf)
+    else:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy's "mean of empty slice"
+            want = getattr(np, kind)(x, axis=ax, keepdims=keep)
+    np.testing.assert_allclose(y, want, rtol=1e-12)
+    # the dynamic twin agrees (an empty axes operand there means every axis)
+    (td,), (yd,) = run(f"reduce_{kind}_dynamic", [x, np.array(axes, np.int64)], keepdims=keep)
+    np.testing.assert_array_equal(yd, y)
