@@ -1207,3 +1207,30 @@ def roi_align_10(ctx):
 def roi_align_16(ctx):
     """Opset 16 added coordinate_transformation_mode, defaulting to half_pixel."""
     return _roi_align(ctx, "half_pixel")
+
+
+# --- causal depthwise conv with carried state ---------------------------------------------------
+
+@converter("CausalConvWithState", since=27)
+def causal_conv_with_state(ctx):
+    """concat(past_state or zeros, x) -> depthwise valid conv (+ bias, optional SiLU); the new state
+    is the last k-1 positions of the concatenation."""
+    act = ctx.attr("activation", "none")
+    if act not in ("none", "silu", "swish"):
+        ctx.fail(f"activation '{act}' is not none, silu or swish")
+    if ctx.rank(0) != 3 or ctx.rank(1) != 3:
+        ctx.fail(f"input and weight must be rank 3, got {ctx.type(0)} and {ctx.type(1)}")
+    b, c, length = ctx.shape(0)
+    k = ctx.shape(1)[2]
+    if not isinstance(k, int) or not isinstance(c, int):
+        ctx.fail(f"channels and kernel size must be static, got {ctx.type(0)} and {ctx.type(1)}")
+    x = ctx.input(0)
+    past = ctx.input(3) if ctx.has_input(3) else \
+        ctx.op("broadcast", _scalar(ctx, 0, ctx.dtype(0)), shape=[b, c, k - 1])
+    padded = ctx.op("concat", past, x, axis=2) if k > 1 else x
+    y = ctx.op("conv", padded, ctx.input(1), ctx.input(2) if ctx.has_input(2) else None, group=c)
+    if act != "none":
+        y = ctx.op("mul", y, ctx.op("sigmoid", y))
+    start = -(k - 1) if k > 1 else 2**62  # k == 1: an empty state
+    state = ctx.op("slice", padded, starts=[start], ends=[2**62], axes=[2], steps=[1])
+    return [y, state]
