@@ -287,3 +287,69 @@ def grid_sample_array(x, grid, mode, padding_mode, align_corners):
         w = np.prod([wk for _, wk in combo], axis=0)
         out += w[..., None] * xf[(batch,) + tuple(i for i, _ in combo)]
     return np.moveaxis(out, -1, 1).astype(x.dtype)
+
+
+# --- col2im --------------------------------------------------------------------------------------
+
+_COL2IM_ATTRS = {"dilations": Attr("ints", None), "pads": Attr("ints", None), "strides": Attr("ints", None)}
+
+
+@op("col2im", inputs=("x",), attrs={"image_shape": Attr("ints"), "block_shape": Attr("ints"), **_COL2IM_ATTRS})
+class Col2Im:
+    """Sum sliding blocks back into an image (the inverse layout of im2col).
+
+    x is [N, C * prod(block_shape), L] where L counts the block positions of a convolution window
+    over the padded image; the result is [N, C, *image_shape]. ``pads`` is [begin.., end..];
+    dilations, pads and strides default to 1, 0 and 1.
+    """
+
+    def infer(x: TensorType, image_shape, block_shape, dilations, pads, strides):
+        return TensorType(x.dtype, [x.shape[0], _col2im_channels(x, block_shape)] + list(image_shape))
+
+    def reference(x, image_shape, block_shape, dilations, pads, strides):
+        return col2im_array(x, list(image_shape), list(block_shape), dilations, pads, strides)
+
+
+@op("col2im_dynamic", inputs=("x", "image_shape", "block_shape"), attrs=_COL2IM_ATTRS)
+class Col2ImDynamic:
+    """col2im with run-time int64 image and block shapes; the channel and image dims are run-time dims."""
+
+    def infer(x: TensorType, image_shape: TensorType, block_shape: TensorType, dilations, pads, strides):
+        for t in (image_shape, block_shape):
+            require(t.rank == 1 and isinstance(t.shape[0], int) and t.dtype.is_int,
+                    f"col2im_dynamic: shapes must be 1-D integer tensors of static length, got {t}")
+        return TensorType(x.dtype, [x.shape[0], dims.UNKNOWN] + [dims.UNKNOWN] * image_shape.shape[0])
+
+    def reference(x, image_shape, block_shape, dilations, pads, strides):
+        return col2im_array(x, [int(v) for v in image_shape], [int(v) for v in block_shape], dilations, pads, strides)
+
+
+def _col2im_channels(x: TensorType, block_shape):
+    require(x.rank == 3, f"col2im: x must be [N, C * prod(block), L], got {x}")
+    c = dims.div_exact(x.shape[1], int(np.prod(block_shape)))
+    require(c is not None, f"col2im: dim 1 of {x} is not divisible by prod(block_shape {list(block_shape)})")
+    return c
+
+
+def col2im_array(x, image_shape, block_shape, dilations, pads, strides):
+    import itertools
+
+    r = len(image_shape)
+    dil = list(dilations or [1] * r)
+    pads = list(pads or [0] * (2 * r))
+    st = list(strides or [1] * r)
+    require(len(block_shape) == r and len(dil) == r and len(st) == r and len(pads) == 2 * r,
+            f"col2im: image_shape {image_shape}, block_shape {block_shape}, dilations, strides and pads disagree")
+    padded = [image_shape[d] + pads[d] + pads[d + r] for d in range(r)]
+    nblocks = [(padded[d] - dil[d] * (block_shape[d] - 1) - 1) // st[d] + 1 for d in range(r)]
+    n, ck, length = x.shape
+    k = int(np.prod(block_shape))
+    require(ck % k == 0 and length == int(np.prod(nblocks)),
+            f"col2im: input {list(x.shape)} does not match {nblocks} blocks of {block_shape}")
+    cols = x.astype(np.float64).reshape([n, ck // k, k] + nblocks)
+    out = np.zeros([n, ck // k] + padded)
+    for j, offs in enumerate(itertools.product(*[range(b) for b in block_shape])):
+        win = tuple(slice(o * dil[d], o * dil[d] + st[d] * (nblocks[d] - 1) + 1, st[d]) for d, o in enumerate(offs))
+        out[(slice(None), slice(None)) + win] += cols[:, :, j]
+    crop = tuple(slice(pads[d], pads[d] + image_shape[d]) for d in range(r))
+    return out[(slice(None), slice(None)) + crop].astype(x.dtype)

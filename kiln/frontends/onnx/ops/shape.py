@@ -974,3 +974,13 @@ def unique(ctx):
     if axis is not None:
         axis = _axis(ctx, axis, ctx.rank(0))
     return list(ctx.op("unique", ctx.input(0), axis=axis, sorted=bool(ctx.attr("sorted", 1))))
+
+
+@converter("Col2Im", since=18)
+def col2im(ctx):
+    attrs = {k: ctx.attr(k, None) for k in ("dilations", "pads", "strides")}
+    img, blk = ctx.const_value(1), ctx.const_value(2)
+    if img is not None and blk is not None:
+        return ctx.op("col2im", ctx.input(0), image_shape=img.reshape(-1).tolist(),
+                      block_shape=blk.reshape(-1).tolist(), **attrs)
+    return ctx.op("col2im_dynamic", ctx.input(0), _i64(ctx, ctx.input(1)), _i64(ctx, ctx.input(2)), **attrs)
