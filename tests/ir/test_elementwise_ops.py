@@ -178,3 +178,10 @@ def test_cast_to_e8m0_round_modes(mode, expected):
 def test_bitcast_reinterprets_bits():
     y = get("bitcast").reference(np.float32([1.0, -2.0]), to=kd.int32)
     assert y.tolist() == [0x3F800000, -0x40000000]
+
+
+def test_cast_to_e8m0_saturates_infinities():
+    x = np.float32([np.inf, 3e38, np.nan])
+    sat = cast_array(x, kd.float8e8m0, True, "up").astype(np.float32)
+    assert sat[:2].tolist() == [2.0**127] * 2 and np.isnan(sat[2])
+    assert np.isnan(cast_array(x, kd.float8e8m0, False, "up").astype(np.float32)).all()

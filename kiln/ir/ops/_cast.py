@@ -8,8 +8,9 @@ The rules (those of ONNX Cast):
 * float -> 8-bit float rounds to nearest even. With ``saturate`` (the default) values beyond the
   format's range, infinities included, become its largest finite value of that sign; without
   it they become inf (e5m2) or NaN (the formats without infinities).
-* float -> f8e8m0 (a power of two, exponent only) rounds by ``round_mode`` ('up', 'down',
-  'nearest'); with ``saturate`` results beyond the range stay at the largest value.
+* float -> f8e8m0 (a power of two, exponent only; the sign is dropped) rounds by ``round_mode``
+  ('up', 'down', 'nearest'); with ``saturate`` results beyond the range, infinities included,
+  stay at the largest value, else they become NaN.
 * float -> f4e2m1 rounds to nearest even and always saturates (the format has no inf or NaN).
 """
 from __future__ import annotations
@@ -74,6 +75,8 @@ def to_e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:
         raise ValueError(f"unknown round_mode {round_mode!r}")
     if saturate:
         up &= exp != 0xFE
+        special &= mant != 0  # saturating: +-inf become the largest value, only NaN stays NaN
+        exp = np.where(exp == 0xFF, 0xFE, exp)
     out = np.where(special, 0xFF, exp + up).astype(np.uint8)
     return out.view(ml_dtypes.float8_e8m0fnu)
 
