@@ -984,3 +984,60 @@ def col2im(ctx):
         return ctx.op("col2im", ctx.input(0), image_shape=img.reshape(-1).tolist(),
                       block_shape=blk.reshape(-1).tolist(), **attrs)
     return ctx.op("col2im_dynamic", ctx.input(0), _i64(ctx, ctx.input(1)), _i64(ctx, ctx.input(2)), **attrs)
+
+
+def _affine_base_grid(spatial, align_corners):
+    """The normalized sampling points [*spatial, r+1]: (x, y[, z], 1), innermost dim first."""
+    axes = []
+    for n in spatial:
+        i = np.arange(n, dtype=np.float64)
+        axes.append(-1 + i * 2 / (n - 1) if align_corners and n > 1 else
+                    (np.full(n, -1.0) if align_corners else -1 + (2 * i + 1) / n))
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack(mesh[::-1] + [np.ones(spatial)], axis=-1)
+
+
+def _affine_base_grid_runtime(ctx, size, r, dt, align_corners):
+    """_affine_base_grid for a run-time size operand, as core ops."""
+    spatial = ctx.op("slice", size, starts=[2], ends=[2 + r], axes=[0], steps=[1])
+    one_i = ctx.const(np.array(1, np.int64))
+    comps = []
+    for d in range(r):
+        s = _scalar(ctx, ctx.op("gather", size, ctx.const(np.array([2 + d], np.int64))))
+        i = ctx.op("cast", ctx.op("range", ctx.const(np.array(0, np.int64)), s, one_i), to=dt)
+        sf = ctx.op("cast", s, to=dt)
+        c = lambda v: ctx.const(np.array(v, dt.np))  # noqa: E731
+        if align_corners:
+            coord = ctx.op("add", c(-1), ctx.op("div", ctx.op("mul", i, c(2)), ctx.op("sub", sf, c(1))))
+        else:
+            coord = ctx.op("add", c(-1), ctx.op("div", ctx.op("add", ctx.op("mul", i, c(2)), c(1)), sf))
+        n = ctx._imp.b.type_of(coord).shape[0]
+        coord = reshape_to(ctx, coord, [n if k == d else 1 for k in range(r)] + [1])
+        comps.append(coord)
+    ones = ctx.const(np.ones([1] * (r + 1), dt.np))
+    full = ctx.op("concat", spatial, ctx.const(np.array([1], np.int64)), axis=0)
+    parts = [ctx.op("broadcast_dynamic", t, full) for t in comps[::-1] + [ones]]
+    return ctx.op("concat", *parts, axis=r), spatial
+
+
+@converter("AffineGrid", since=20)
+def affine_grid(ctx):
+    theta, dt = ctx.input(0), ctx.dtype(0)
+    r = ctx.shape(0)[1]
+    if ctx.rank(0) != 3 or r not in (2, 3) or ctx.shape(0)[2] != r + 1:
+        ctx.fail(f"theta must be [N, 2, 3] or [N, 3, 4], got {ctx.type(0)}")
+    align = bool(ctx.attr("align_corners", 0))
+    theta_t = ctx.op("transpose", theta, perm=[0, 2, 1])  # [N, r+1, r]
+    size = ctx.const_value(1)
+    if size is not None:
+        spatial = [int(v) for v in size.reshape(-1)[2:]]
+        base = ctx.const(_affine_base_grid(spatial, align).reshape(1, -1, r + 1).astype(dt.np))
+        out = ctx.op("matmul", base, theta_t)
+        return reshape_to(ctx, out, [ctx.shape(0)[0]] + spatial + [r])
+    size = _i64(ctx, ctx.input(1))
+    base, spatial = _affine_base_grid_runtime(ctx, size, r, dt, align)
+    base = ctx.op("reshape_dynamic", base, ctx.const(np.array([1, -1, r + 1], np.int64)))
+    out = ctx.op("matmul", base, theta_t)
+    shape = ctx.op("concat", ctx.op("shape", theta, start=0, end=1), spatial,
+                   ctx.const(np.array([r], np.int64)), axis=0)
+    return ctx.op("reshape_dynamic", out, shape)
