@@ -1234,3 +1234,70 @@ def causal_conv_with_state(ctx):
     start = -(k - 1) if k > 1 else 2**62  # k == 1: an empty state
     state = ctx.op("slice", padded, starts=[start], ends=[2**62], axes=[2], steps=[1])
     return [y, state]
+
+
+# --- FlexAttention (ai.onnx.preview) ------------------------------------------------------------
+
+def _inline_graph(ctx, name, inputs):
+    """Convert the single-output subgraph attribute ``name`` in line, its inputs bound to ``inputs``.
+
+    Uses the importer's walk node by node; the subgraph's value names are visible only while it is
+    converted (outer-scope names stay readable inside it).
+    """
+    from onnx import numpy_helper
+
+    graph = next(a.g for a in ctx.node.attribute if a.name == name)
+    if len(graph.input) != len(inputs) or len(graph.output) != 1:
+        ctx.fail(f"subgraph '{name}' must take {len(inputs)} input(s) and give 1 output")
+    imp = ctx._imp
+    saved = dict(imp.alias)
+    imp.b.reserve({v for n in graph.node for v in list(n.output)})
+    try:
+        for vi, v in zip(graph.input, inputs):
+            imp.alias[vi.name] = v
+        for t in graph.initializer:
+            imp.alias[t.name] = imp.b.const(numpy_helper.to_array(t), t.name)
+        for node in graph.node:
+            imp._convert(node)
+        return imp.alias[graph.output[0].name]
+    finally:
+        imp.alias = saved
+
+
+@converter("FlexAttention", since=1, domain="ai.onnx.preview")
+def flex_attention(ctx):
+    """softmax(score_mod(Q*s @ (K*s)^T)) -> prob_mod -> @ V, s = sqrt(scale); scores in
+    ``softmax_precision`` (float32 for narrow inputs); GQA repeats each KV head."""
+    from ..importer import onnx_dtype
+
+    if any(ctx.rank(i) != 4 for i in range(3)):
+        ctx.fail(f"Q, K and V must be 4-D, got {ctx.type(0)}, {ctx.type(1)}, {ctx.type(2)}")
+    dt = ctx.dtype(0)
+    q, k, v = ctx.input(0), ctx.input(1), ctx.input(2)
+    hq, e = ctx.shape(0)[1], ctx.shape(0)[3]
+    hkv = ctx.shape(1)[1]
+    scale = ctx.attr("scale", None)
+    if scale is None:
+        if not isinstance(e, int):
+            ctx.fail(f"the default scale needs a static head size, got {e}")
+        scale = 1.0 / np.sqrt(e)
+    if hq != hkv:
+        rep = dims.div_exact(hq, hkv)
+        if rep is None:
+            ctx.fail(f"{hq} query heads are not a multiple of {hkv} key/value heads")
+        k, v = _repeat_heads(ctx, k, rep), _repeat_heads(ctx, v, rep)
+    root = _scalar(ctx, np.sqrt(np.float32(scale)), dt)
+    scores = ctx.op("matmul", ctx.op("mul", q, root), ctx.op("transpose", ctx.op("mul", k, root), perm=[0, 1, 3, 2]))
+    sp = ctx.attr("softmax_precision", None)
+    cdt = onnx_dtype(sp, "softmax_precision") if sp is not None else (dt if dt.bits >= 32 else onnx_dtype(1, ""))
+    if cdt != dt:
+        scores = ctx.op("cast", scores, to=cdt)
+    if ctx.has_attr("score_mod"):
+        scores = _inline_graph(ctx, "score_mod", [scores])
+    probs = _softmax_last(ctx, scores)
+    if ctx.has_attr("prob_mod"):
+        probs = _inline_graph(ctx, "prob_mod", [probs])
+    if cdt != dt:
+        v = ctx.op("cast", v, to=cdt)
+    y = ctx.op("matmul", probs, v)
+    return y if cdt == dt else ctx.op("cast", y, to=dt)
