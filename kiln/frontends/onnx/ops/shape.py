@@ -1041,3 +1041,31 @@ def affine_grid(ctx):
     shape = ctx.op("concat", ctx.op("shape", theta, start=0, end=1), spatial,
                    ctx.const(np.array([r], np.int64)), axis=0)
     return ctx.op("reshape_dynamic", out, shape)
+
+
+@converter("TensorScatter", since=24)
+def tensor_scatter(ctx):
+    """Write ``update`` into a cache along ``axis`` from each batch row's write index: a scatter."""
+    cache, upd = ctx.input(0), ctx.input(1)
+    s, us = ctx.shape(0), ctx.shape(1)
+    r = len(s)
+    axis = _axis(ctx, ctx.attr("axis", -2), r)
+    mode = ctx.attr("mode", "linear")
+    if mode not in ("linear", "circular"):
+        ctx.fail(f"mode '{mode}' is not supported")
+    if axis == 0:
+        ctx.fail("axis 0 is the batch axis")
+    seq = us[axis]
+    if not isinstance(seq, int):
+        ctx.fail(f"the update's sequence length must be static, got {list(us)}")
+    pos = ctx.const(np.arange(seq, dtype=np.int64).reshape([seq if i == axis else 1 for i in range(r)]))
+    if ctx.has_input(2):
+        start = reshape_to(ctx, _i64(ctx, ctx.input(2)), [us[0]] + [1] * (r - 1))
+        pos = ctx.op("add", pos, start)
+    if mode == "circular":
+        pos = ctx.op("mod", pos, ctx.const(np.array(s[axis], np.int64)))
+    if all(isinstance(d, int) for d in us):
+        idx = ctx.op("broadcast", pos, shape=list(us))
+    else:
+        idx = ctx.op("broadcast_dynamic", pos, ctx.op("shape", upd), dims=list(us))
+    return ctx.op("scatter_elements", cache, idx, upd, axis=axis)
