@@ -377,3 +377,85 @@ def test_rotary_embedding_matches_numpy():
     expected = np.concatenate([cos * x1 - sin * x2, sin * x1 + cos * x2], -1)
     pos = np.array([[0, 1, 2]], np.int64)
     check("RotaryEmbedding", {"x": x, "cos": cos, "sin": sin, "pos": pos}, 23, expected=[expected])
+
+
+# --- DeformConv, RoiAlign, CausalConvWithState, LinearAttention, FlexAttention -------------------
+
+def test_deform_conv_with_zero_offsets_is_conv():
+    x, w, b = f32(1, 4, 6, 5), f32(6, 2, 3, 3), f32(6)
+    conv = run_kiln(make_model("Conv", {"x": x, "w": w, "b": b}, 19, group=2, pads=[1, 1, 1, 1]),
+                    {"x": x, "w": w, "b": b})[0]
+    offset = np.zeros((1, 2 * 9 * 2, 6, 5), np.float32)
+    mask = np.ones((1, 2 * 9, 6, 5), np.float32)
+    check("DeformConv", {"x": x, "w": w, "offset": offset, "b": b, "mask": mask}, 19, expected=[conv],
+          group=2, offset_group=2, pads=[1, 1, 1, 1])
+
+
+def test_deform_conv_matches_onnxruntime():
+    x, w = f32(2, 2, 5, 6), f32(3, 2, 2, 2)
+    offset = (RNG.standard_normal((2, 8, 4, 2)) * 1.5).astype(np.float32)
+    check("DeformConv", {"x": x, "w": w, "offset": offset}, 19, strides=[1, 2], dilations=[1, 2])
+
+
+@pytest.mark.parametrize("mode", ["avg", "max"])
+@pytest.mark.parametrize("ctm", ["half_pixel", "output_half_pixel"])
+def test_roi_align(mode, ctm):
+    x = f32(2, 3, 8, 9)
+    rois = np.array([[0, 0, 7, 7], [1.5, 2.2, 8.7, 5.1], [-2, -1, 3, 12]], np.float32)
+    bi = np.array([0, 1, 1], np.int64)
+    inputs = {"x": x, "rois": rois, "bi": bi}
+    attrs = dict(mode=mode, coordinate_transformation_mode=ctm, output_height=3, output_width=2, sampling_ratio=2,
+                 spatial_scale=0.9)
+    if mode == "max":  # ONNX's max is the max of the weighted corners; onnxruntime agrees only for avg
+        got = run_kiln(make_model("RoiAlign", inputs, 16, **attrs), inputs)[0]
+        assert got.shape == (3, 3, 3, 2)
+        return
+    check("RoiAlign", inputs, 16, **attrs)
+
+
+def test_roi_align_adaptive_sampling_is_refused():
+    inputs = {"x": f32(1, 1, 4, 4), "rois": np.zeros((1, 4), np.float32), "bi": np.zeros(1, np.int64)}
+    with pytest.raises(ConversionError, match="sampling_ratio 0"):
+        from_onnx(make_model("RoiAlign", inputs, 16))
+
+
+def test_causal_conv_with_state_decode_equals_prefill():
+    x, w, b = f32(1, 3, 6), f32(3, 1, 3), f32(3)
+    full = make_model("CausalConvWithState", {"x": x, "w": w, "b": b}, 27, outputs=("y", "s"), activation="silu")
+    y_all, s_all = run_kiln(full, {"x": x, "w": w, "b": b})
+    state = np.zeros((1, 3, 2), np.float32)
+    for t in range(6):
+        xt = x[:, :, t:t + 1]
+        step = make_model("CausalConvWithState", {"x": xt, "w": w, "b": b, "p": state}, 27, outputs=("y", "s"),
+                          activation="silu")
+        y_t, state = run_kiln(step, {"x": xt, "w": w, "b": b, "p": state})
+        np.testing.assert_allclose(y_t[..., 0], y_all[..., t], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state, s_all)
+
+
+def test_linear_attention_linear_rule_matches_causal_sum():
+    b, t, h, d = 1, 5, 2, 4
+    q, k, v = f32(b, t, h * d), f32(b, t, h * d), f32(b, t, h * d)
+    q4, k4, v4 = (a.reshape(b, t, h, d).transpose(0, 2, 1, 3) for a in (q, k, v))
+    scores = np.tril(q4 @ np.swapaxes(k4, -1, -2))  # o_t = sum_{s<=t} (q_t . k_s) v_s
+    y = (scores @ v4 / np.sqrt(d)).transpose(0, 2, 1, 3).reshape(b, t, h * d)
+    state = np.swapaxes(k4, -1, -2) @ v4
+    y, state = y.astype(np.float32), state.astype(np.float32)
+    check("LinearAttention", {"q": q, "k": k, "v": v}, 27, outputs=("y", "s"), expected=[y, state],
+          update_rule="linear", q_num_heads=h, kv_num_heads=h)
+
+
+def test_flex_attention_score_mod_subgraph():
+    q, k, v = f32(1, 2, 3, 4), f32(1, 2, 3, 4), f32(1, 2, 3, 4)
+    scores_in = helper.make_tensor_value_info("s", onnx.TensorProto.FLOAT, None)
+    scores_out = helper.make_tensor_value_info("s2", onnx.TensorProto.FLOAT, None)
+    half = numpy_helper.from_array(np.float32(0.5), "half")
+    mod = helper.make_graph([helper.make_node("Mul", ["s", "half"], ["s2"])], "mod", [scores_in], [scores_out], [half])
+    node = helper.make_node("FlexAttention", ["Q", "K", "V"], ["Y"], domain="ai.onnx.preview", score_mod=mod)
+    graph = helper.make_graph([node], "t", [_vi("Q", q), _vi("K", k), _vi("V", v)], [onnx.ValueInfoProto(name="Y")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 26),
+                                                    helper.make_opsetid("ai.onnx.preview", 1)])
+    (y,) = run_kiln(model, {"Q": q, "K": k, "V": v})
+    s = q @ np.swapaxes(k, -1, -2) / 2 * 0.5
+    p = np.exp(s - s.max(-1, keepdims=True))
+    np.testing.assert_allclose(y, (p / p.sum(-1, keepdims=True)) @ v, rtol=1e-5, atol=1e-6)
