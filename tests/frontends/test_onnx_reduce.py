@@ -443,3 +443,18 @@ def test_conversion_errors_name_the_node(op, inputs, opset, attrs, match):
     with pytest.raises(ConversionError, match=match or "training outputs .* are not supported before opset 14") as e:
         from_onnx(model)
     assert f"{op} node" in str(e.value)
+
+
+def test_normalizations_with_symbolic_batch_and_spatial_dims():
+    x = rand(2, 6, 3, 5)
+    s, b = rand(6), rand(6)
+    want = _group_norm_ref(x, 3, s, b, 1e-5, True)
+    m = make_model("GroupNormalization", {"x": x, "s": s, "b": b}, 21, num_groups=3,
+                   shapes={"x": ["N", 6, "H", "W"]})
+    g = from_onnx(m)
+    assert g.types[g.outputs[0]].shape == ("N", 6, "H", "W")
+    (y,) = kiln.interpret(g, [x, s, b]).values()
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
+    m = make_model("InstanceNormalization", {"x": x, "s": s, "b": b}, 7, shapes={"x": ["N", 6, "H", "W"]})
+    (y,) = kiln.interpret(from_onnx(m), [x, s, b]).values()
+    np.testing.assert_allclose(y, _group_norm_ref(x, 6, s, b, 1e-5, True), rtol=1e-4, atol=1e-5)

@@ -308,31 +308,40 @@ def rms_normalization(ctx):
     return ctx.op("mul", y, ctx.input(1))
 
 
+def _group_mean(ctx, v, n, groups: int, c: int, rank: int):
+    """The mean of ``v`` [N, C, D...] over each group of channels and all of D, broadcast back to
+    [N, C, 1, ...]. Each channel has the same number of elements, so it is the mean over the group
+    of the per-channel means: only [N, C]-sized values are reshaped, and D may be symbolic."""
+    spatial = tuple(range(2, rank))
+    per_c = ctx.op("reduce_mean", v, axes=spatial, keepdims=False) if spatial else v
+    g = ctx.op("reduce_mean", ctx.op("reshape", per_c, shape=[n, groups, c // groups]), axes=(2,), keepdims=True)
+    g = ctx.op("broadcast", g, shape=[n, groups, c // groups])
+    return ctx.op("reshape", g, shape=[n, c] + [1] * (rank - 2))
+
+
 def _group_norm(ctx, per_channel: bool):
     x, dt, shape = ctx.input(0), ctx.dtype(0), ctx.shape(0)
-    if len(shape) < 2:
+    rank = len(shape)
+    if rank < 2:
         ctx.fail(f"input must have rank >= 2, got {ctx.type(0)}")
-    groups, c = ctx.attr("num_groups"), shape[1]
+    groups, n, c = ctx.attr("num_groups"), shape[0], shape[1]
     if groups is None or groups <= 0:
         ctx.fail(f"num_groups must be a positive int, got {groups}")
     if not isinstance(c, int):
         ctx.fail(f"the channel dim must be static, got {c}")
     if c % groups:
         ctx.fail(f"{c} channels do not split into {groups} groups")
-    n, rest = shape[0], list(shape[2:])
-    grouped = ctx.op("reshape", x, shape=[n, groups, c // groups] + rest)
-    gs = _back(ctx, grouped, _stash_dtype(ctx, dt) if per_channel else dt)
-    _, d, var = _moments(ctx, gs, tuple(range(2, len(shape) + 1)))
-    norm = _back(ctx, ctx.op("mul", d, _inv_std(ctx, var, ctx.attr("epsilon", 1e-5))), dt)
-    if per_channel:  # opset 21: scale and bias per channel
-        y = ctx.op("reshape", norm, shape=list(shape))
-        y = ctx.op("mul", y, _channel_param(ctx, ctx.input(1), len(shape)))
-        return ctx.op("add", y, _channel_param(ctx, ctx.input(2), len(shape)))
-    # opset 18: scale and bias per group, applied on the grouped view
-    ones = [1] * (len(shape) - 1)
-    s = ctx.op("reshape", ctx.input(1), shape=[groups] + ones)
-    b = ctx.op("reshape", ctx.input(2), shape=[groups] + ones)
-    return ctx.op("reshape", ctx.op("add", ctx.op("mul", norm, s), b), shape=list(shape))
+    xs = _back(ctx, x, _stash_dtype(ctx, dt) if per_channel else dt)
+    d = ctx.op("sub", xs, _group_mean(ctx, xs, n, groups, c, rank))
+    var = _group_mean(ctx, ctx.op("mul", d, d), n, groups, c, rank)
+    y = _back(ctx, ctx.op("mul", d, _inv_std(ctx, var, ctx.attr("epsilon", 1e-5))), dt)
+    scale, bias = ctx.input(1), ctx.input(2)
+    if not per_channel:  # opset 18: scale and bias per group; repeat each over its channels
+        scale, bias = (ctx.op("reshape", ctx.op("broadcast", ctx.op("reshape", v, shape=[groups, 1]),
+                                                shape=[groups, c // groups]), shape=[c])
+                       for v in (scale, bias))
+    y = ctx.op("mul", y, _channel_param(ctx, scale, rank))
+    return ctx.op("add", y, _channel_param(ctx, bias, rank))
 
 
 @converter("GroupNormalization", since=18)
