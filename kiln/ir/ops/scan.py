@@ -26,7 +26,7 @@ def _scan_check(name, x: TensorType):
 def _scan(fn, identity, x, axis, exclusive, reverse):
     """Cumulative ``fn`` (np.cumsum or np.cumprod) of ``x`` along ``axis``."""
     a = axis % x.ndim
-    wide = x.astype(np.float64) if x.dtype.kind != "i" and x.dtype.kind != "u" else x
+    wide = x if x.dtype.kind in "iu" else x.astype(np.float64)  # floats accumulate in float64
     if reverse:
         wide = np.flip(wide, a)
     with np.errstate(all="ignore"):
