@@ -115,6 +115,16 @@ def _windows(x: np.ndarray, kernel, strides, dilations, pads, out_sizes, fill):
     return np.lib.stride_tricks.as_strided(xp, shape, strides_b, writeable=False)
 
 
+def _reduce_taps(v, ns, fn):
+    """Fold ``fn`` (np.maximum, np.add) over the kernel axes of a window view, one tap at a time
+    (a strided slice each: much faster than a reduction over the 2n-d view)."""
+    taps = list(np.ndindex(*v.shape[v.ndim - ns:]))
+    acc = np.array(v[(Ellipsis,) + taps[0]])
+    for t in taps[1:]:
+        fn(acc, v[(Ellipsis,) + t], out=acc)
+    return acc
+
+
 def _compute_dtype(dt):
     """The numpy dtype a windowed op accumulates in: float32 for narrow floats, else its own."""
     if dt.kind == "f" and dt.itemsize < 4 or dt.kind == "V" or dt.type.__module__.startswith("ml_dtypes"):
@@ -291,8 +301,7 @@ class MaxPool:
         sizes = _out_sizes(x, kernel, strides, dilations, pads, ceil_mode)
         v = _windows(xs, kernel, strides, dilations, pads, sizes, _lowest(ct))
         ns = len(kernel)
-        axes = tuple(range(2 + ns, 2 + 2 * ns))
-        y = v.max(axis=axes).astype(x.dtype)
+        y = _reduce_taps(v, ns, np.maximum).astype(x.dtype)
         if not with_indices:
             return [y]
         flat = v.reshape(v.shape[:2 + ns] + (-1,))
@@ -323,9 +332,8 @@ class AvgPool:
         kernel, strides, dilations, pads = _ref_params(kernel, strides, dilations, pads)
         ns = len(kernel)
         sizes = _out_sizes(x, kernel, strides, dilations, pads, ceil_mode)
-        axes = tuple(range(2 + ns, 2 + 2 * ns))
         v = _windows(x.astype(np.float64), kernel, strides, dilations, pads, sizes, 0.0)
-        total = v.sum(axis=axes)
+        total = _reduce_taps(v, ns, np.add)
         # the divisor: taps inside x (or inside the padded extent) per window
         ones = np.ones((1, 1) + x.shape[2:])
         if count_include_pad:
@@ -333,7 +341,7 @@ class AvgPool:
             cpads = (0,) * (2 * ns)
         else:
             cpads = pads
-        count = _windows(ones, kernel, strides, dilations, cpads, sizes, 0.0).sum(axis=axes)
+        count = _reduce_taps(_windows(ones, kernel, strides, dilations, cpads, sizes, 0.0), ns, np.add)
         with np.errstate(invalid="ignore", divide="ignore"):
             y = total / count
         if x.dtype.kind in "iu":
