@@ -372,3 +372,9 @@ def test_bad_attributes_and_variants_are_named(op, inputs, opset, attrs, match):
     inputs = {k: np.asarray(v) for k, v in inputs.items()}
     with pytest.raises(ConversionError, match=match):
         from_onnx(make_model(op, inputs, opset, **attrs))
+
+
+def test_dropout_ratio_zero_is_identity_even_in_training():
+    x, r, t = rand(2, 3), np.array(0.0, np.float32), np.array(True)
+    check("Dropout", {"x": x, "r": r, "t": t}, 13, outputs=("y", "mask"), initializers={"r": r},
+          expected=[x, np.ones((2, 3), bool)])

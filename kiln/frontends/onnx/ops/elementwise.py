@@ -255,7 +255,11 @@ def dropout_10(ctx):
 
 @converter("Dropout", since=12)
 def dropout_12(ctx):
-    """Dropout-12+: ratio and training_mode are optional inputs."""
+    """Dropout-12+: ratio and training_mode are optional inputs. A constant ratio of 0 makes it an
+    identity even when training."""
+    ratio = ctx.const_value(1) if ctx.has_input(1) else np.float32(0.5)
+    if ratio is not None and float(np.asarray(ratio).reshape(-1)[0]) == 0:
+        return _dropout(ctx, kd.bool_, False, None)
     training = False
     if ctx.has_input(2):
         mode = ctx.const_value(2)
@@ -263,11 +267,8 @@ def dropout_12(ctx):
             ctx.fail("training_mode is a run-time input; kiln compiles inference graphs, so it must be "
                      "a constant (or absent)")
         training = bool(np.asarray(mode).reshape(-1)[0])
-    ratio = np.float32(0.5)
-    if ctx.has_input(1):
-        ratio = ctx.const_value(1)
-        if ratio is None and training:
-            ctx.fail("ratio must be known at compile time when training_mode is set")
+    if ratio is None and training:
+        ctx.fail("ratio must be known at compile time when training_mode is set")
     return _dropout(ctx, kd.bool_, training, ratio)
 
 
