@@ -77,8 +77,8 @@ def window_count(size, k, s, d, pb, pe, ceil_mode=False):
         if ceil_mode and (n - 1) * s >= size + pb:
             n -= 1  # the last window would start in the end padding
         return n
-    if s == 1:
-        return dims.add(size, pb + pe - span + 1)
+    if s == 1:  # ceil == floor; a last window starting in the end padding exists only if pe >= span
+        return dims.add(size, pb + pe - span + 1 - (1 if ceil_mode and pe >= span else 0))
     q = dims.div_exact(dims.add(size, pb + pe - span), s)
     return dims.add(q, 1) if q is not None and not ceil_mode else dims.UNKNOWN
 
