@@ -459,3 +459,15 @@ def test_flex_attention_score_mod_subgraph():
     s = q @ np.swapaxes(k, -1, -2) / 2 * 0.5
     p = np.exp(s - s.max(-1, keepdims=True))
     np.testing.assert_allclose(y, (p / p.sum(-1, keepdims=True)) @ v, rtol=1e-5, atol=1e-6)
+
+
+def test_symbolic_batch_through_pools_and_attention():
+    model = make_model("MaxPool", {"x": f32(2, 3, 8, 8)}, 12, shapes={"x": ["n", 3, 8, 8]}, kernel_shape=[2, 2],
+                       strides=[2, 2])
+    assert from_onnx(model).types["y"].shape == ("n", 3, 4, 4)
+    q = f32(2, 4, 16)
+    model = make_model("Attention", {"Q": q, "K": q, "V": q}, 23, shapes={n: ["b", 4, 16] for n in "QKV"},
+                       q_num_heads=2, kv_num_heads=2, is_causal=1)
+    g = from_onnx(model)
+    assert g.types[g.outputs[0]].shape == ("b", 4, 16)
+    assert run_kiln(model, {"Q": q, "K": q, "V": q})[0].shape == (2, 4, 16)

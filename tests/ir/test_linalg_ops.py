@@ -243,3 +243,15 @@ def test_matmul_bf16_and_int():
     assert y.dtype == a.dtype and y.shape == (2, 3, 5)
     ai = RNG.integers(-5, 5, (3, 4)).astype(np.int32)
     assert ref(ai, ai.T).dtype == np.int32
+
+
+def test_window_count_symbolic_agrees_with_static():
+    from kiln.ir import dims
+    from kiln.ir.ops.linalg import window_count
+
+    for size, k, pb, pe, ceil in itertools.product(range(1, 8), (1, 2, 3), range(3), range(5), (False, True)):
+        if size + pb + pe < k:
+            continue
+        sym = window_count("n", k, 1, 1, pb, pe, ceil)
+        assert dims.evaluate(sym, {"n": size}) == window_count(size, k, 1, 1, pb, pe, ceil)
+    assert window_count("n", 3, 2, 1, 1, 1) == dims.UNKNOWN  # stride 2 over a symbol: known only at run time
