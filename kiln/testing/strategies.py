@@ -88,7 +88,8 @@ class DrawCtx:
 
     def pick(self, pred=lambda t: True, *, avoid=()) -> str | None:
         """A defined value whose type satisfies ``pred``; recent values are favoured."""
-        cands = [v for v in self.values if v not in avoid and pred(self.type(v))]
+        # empty tensors (an empty axes operand, say) are not offered as operands
+        cands = [v for v in self.values if v not in avoid and 0 not in self.type(v).shape and pred(self.type(v))]
         if not cands:
             return None
         if len(cands) > 1 and self.draw(st.booleans()):
@@ -148,8 +149,8 @@ def _partner_shape(ctx: DrawCtx, shape) -> tuple:
     return tuple(d if isinstance(d, int) and ctx.draw(st.booleans()) else 1 for d in suffix)
 
 
-def _static_dims(shape) -> bool:
-    return all(isinstance(d, int) for d in shape)
+def _runtime_dims(shape) -> int:
+    return sum(1 for d in shape if not isinstance(d, int))
 
 
 # dtype classes
@@ -528,6 +529,214 @@ def _topk(ctx):
     return ctx.apply("topk", x, k=k, axis=axis, largest=ctx.flag(), sorted=True)
 
 
+recipe("cumprod", weight=1)(_scan("cumprod"))
+
+
+def _index_const(ctx, shape, n, dt=None) -> str:
+    """An int index constant of ``shape`` with values valid for an axis of size ``n`` (negatives too)."""
+    seed = ctx.int(0, 2**32 - 1)
+    dt = dt or ctx.choice(("i64", "i32"))
+    vals = np.random.default_rng(seed).integers(-n, n, shape) if n else np.zeros(shape, np.int64)
+    c = ctx.b.const(np.asarray(vals).astype(_dtype(dt).np), "idx")
+    ctx.values.append(c)
+    return c
+
+
+def _axis_size(t, axis) -> int:
+    d = t.shape[axis]
+    return d if isinstance(d, int) else 1  # a symbol is >= 1: index 0 (or -1) is always valid
+
+
+@recipe("gather", weight=2)
+def _gather(ctx):
+    x = ctx.pick(lambda t: t.rank >= 1 and 0 not in t.shape)
+    if x is None:
+        return None
+    t = ctx.type(x)
+    axis = ctx.int(-t.rank, t.rank - 1)
+    shape = [ctx.int(1, 3) for _ in range(ctx.int(0, 2))]
+    return ctx.apply("gather", x, _index_const(ctx, shape, _axis_size(t, axis)), axis=axis)
+
+
+@recipe("gather_elements", weight=1)
+def _gather_elements(ctx):
+    x = ctx.pick(lambda t: t.rank >= 1 and 0 not in t.shape)
+    if x is None:
+        return None
+    t = ctx.type(x)
+    axis = ctx.int(-t.rank, t.rank - 1)
+    shape = [ctx.int(1, d) if isinstance(d, int) else 1 for d in t.shape]
+    if isinstance(t.shape[axis], int):
+        shape[axis] = ctx.int(1, ctx.max_dim)  # along the axis, any length
+    return ctx.apply("gather_elements", x, _index_const(ctx, shape, _axis_size(t, axis)), axis=axis)
+
+
+@recipe("scatter_elements", weight=1)
+def _scatter_elements(ctx):
+    x = ctx.pick(lambda t: t.rank >= 1 and 0 not in t.shape and t.dtype.kind != "bool")
+    if x is None:
+        return None
+    t = ctx.type(x)
+    axis = ctx.int(-t.rank, t.rank - 1)
+    shape = [ctx.int(1, d) if isinstance(d, int) else 1 for d in t.shape]
+    idx = _index_const(ctx, shape, _axis_size(t, axis))
+    upd = ctx.pick(lambda u: u.dtype == t.dtype and u.shape == tuple(shape)) if ctx.flag() else None
+    if upd is None:
+        upd = ctx.const(t.dtype, shape, "random")
+    return ctx.apply("scatter_elements", x, idx, upd, axis=axis,
+                     reduction=ctx.choice(("none", "none", "add", "mul", "max", "min")))
+
+
+@recipe("pad", weight=2)
+def _pad(ctx):
+    x = ctx.pick(lambda t: t.rank >= 1 and 0 not in t.shape)
+    if x is None:
+        return None
+    t = ctx.type(x)
+    mode = ctx.choice(("constant", "constant", "edge", "reflect", "wrap"))
+    pads = []
+    for side in range(2):
+        for d in t.shape:
+            lo = -1 if isinstance(d, int) and d >= 3 else 0  # crop a little where there is room
+            pads.append(ctx.int(lo, 2 if mode == "constant" else 1))
+    value = None
+    if mode == "constant" and ctx.flag():
+        value = ctx.const(t.dtype, (), "random")
+    return ctx.apply("pad", x, value, pads=pads, mode=mode)
+
+
+def _spatial_ok(t) -> bool:
+    return 3 <= t.rank <= 4 and _is_num(t) and all(isinstance(d, int) for d in t.shape[1:])
+
+
+def _window(ctx, t, allow_pads=True):
+    """kernel, strides, dilations, pads that fit the spatial dims of t (static)."""
+    kernel, strides, dilations, begins, ends = [], [], [], [], []
+    for d in t.shape[2:]:
+        k = ctx.int(1, min(3, d))
+        dil = 2 if ctx.int(0, 4) == 0 and 2 * (k - 1) + 1 <= d else 1
+        kernel.append(k)
+        dilations.append(dil)
+        strides.append(ctx.int(1, 2))
+        begins.append(ctx.int(0, k - 1) if allow_pads and k > 1 else 0)
+        ends.append(ctx.int(0, k - 1) if allow_pads and k > 1 else 0)
+    return kernel, strides, dilations, begins + ends
+
+
+@recipe("max_pool", weight=1)
+def _max_pool(ctx):
+    x = ctx.pick(_spatial_ok)
+    if x is None:
+        return None
+    kernel, strides, dilations, pads = _window(ctx, ctx.type(x))
+    return ctx.apply("max_pool", x, kernel=kernel, strides=strides, dilations=dilations, pads=pads,
+                     ceil_mode=ctx.flag(), with_indices=ctx.flag(), storage_order=ctx.int(0, 1))
+
+
+@recipe("avg_pool", weight=1)
+def _avg_pool(ctx):
+    x = ctx.pick(_spatial_ok)
+    if x is None:
+        return None
+    kernel, strides, dilations, pads = _window(ctx, ctx.type(x))
+    return ctx.apply("avg_pool", x, kernel=kernel, strides=strides, dilations=dilations, pads=pads,
+                     ceil_mode=ctx.flag(), count_include_pad=ctx.flag())
+
+
+def _conv_like(name):
+    def fn(ctx):
+        x = ctx.pick(lambda t: _spatial_ok(t) and t.dtype.is_float)
+        if x is None:
+            return None
+        t = ctx.type(x)
+        c = t.shape[1]
+        group = ctx.choice([g for g in range(1, c + 1) if c % g == 0])
+        per = ctx.int(1, 2)
+        kernel, strides, dilations, pads = _window(ctx, t)
+        if name == "conv":
+            m = group * per
+            w = ctx.const(t.dtype, [m, c // group, *kernel], "random")
+            attrs = {}
+        else:
+            m = group * per
+            w = ctx.const(t.dtype, [c, per, *kernel], "random")
+            attrs = {"output_padding": [ctx.int(0, s - 1) for s in strides]}
+        bias = ctx.const(t.dtype, [m], "random") if ctx.flag() else None
+        return ctx.apply(name, x, w, bias, strides=strides, dilations=dilations, pads=pads, group=group, **attrs)
+    return fn
+
+
+recipe("conv", weight=1)(_conv_like("conv"))
+recipe("conv_transpose", weight=1)(_conv_like("conv_transpose"))
+
+
+@recipe("shape", weight=1)
+def _shape(ctx):
+    x = ctx.pick(lambda t: t.rank >= 1)
+    if x is None:
+        return None
+    r = ctx.type(x).rank
+    start = ctx.int(-r, r - 1)
+    end = ctx.choice((None, r, ctx.int(-r, r)))
+    return ctx.apply("shape", x, start=start, end=end)
+
+
+@recipe("bitcast", weight=1)
+def _bitcast(ctx):
+    x = ctx.pick(lambda t: t.dtype.kind != "bool")
+    if x is None:
+        return None
+    bits = ctx.type(x).dtype.bits
+    same = [d for d in ctx.dtypes if d.bits == bits and d.kind != "bool"]
+    return ctx.apply("bitcast", x, to=ctx.choice(same)) if same else None
+
+
+@recipe("nonzero", weight=1)
+def _nonzero(ctx):
+    x = ctx.pick(lambda t: t.rank >= 1)
+    return None if x is None else ctx.apply("nonzero", x)
+
+
+def _reduce_dynamic(name):
+    def fn(ctx):
+        x = ctx.pick(lambda t: t.rank >= 1 and t.dtype.kind != "bool")
+        if x is None:
+            return None
+        r = ctx.type(x).rank
+        axes = [a - r if ctx.flag() else a for a in range(r) if ctx.flag()]
+        c = ctx.b.const(np.array(axes, np.int64), "axes")
+        ctx.values.append(c)
+        return ctx.apply(name, x, c, keepdims=ctx.flag(), noop_with_empty_axes=ctx.flag())
+    return fn
+
+
+for _n in ("reduce_sum_dynamic", "reduce_max_dynamic", "reduce_mean_dynamic"):
+    recipe(_n, weight=1)(_reduce_dynamic(_n))
+
+
+@recipe("reshape_dynamic", weight=1)
+def _reshape_dynamic(ctx):
+    x = ctx.pick(lambda t: t.is_static and 0 not in t.shape)
+    if x is None:
+        return None
+    target = _reshape_target(ctx, ctx.type(x).shape)
+    c = ctx.b.const(np.array(target, np.int64), "shape")
+    ctx.values.append(c)
+    return ctx.apply("reshape_dynamic", x, c)
+
+
+@recipe("topk_dynamic", weight=1)
+def _topk_dynamic(ctx):
+    x = ctx.pick(lambda t: t.rank >= 1 and _is_num(t) and t.is_static and 0 not in t.shape)
+    if x is None:
+        return None
+    t = ctx.type(x)
+    axis = ctx.int(-t.rank, t.rank - 1)
+    c = ctx.b.const(np.array([ctx.int(1, t.shape[axis])], np.int64), "k")
+    ctx.values.append(c)
+    return ctx.apply("topk_dynamic", x, c, axis=axis, largest=ctx.flag(), sorted=True)
+
+
 # --- patterns the passes look for -----------------------------------------------------------
 @recipe("duplicate", ops=(), weight=3)
 def _duplicate(ctx):
@@ -581,7 +790,8 @@ def _reshape_pair(ctx):
     y = ctx.apply("reshape", x, shape=_reshape_target(ctx, shape))
     if y is None:
         return None
-    target = list(shape) if ctx.flag() else _reshape_target(ctx, shape)
+    back = _runtime_dims(shape) <= 1 and ctx.flag()  # reshape binds at most one run-time dim
+    target = list(shape) if back else _reshape_target(ctx, shape)
     return ctx.apply("reshape", y, shape=target)
 
 
@@ -594,6 +804,8 @@ def _noop(ctx):
     t = ctx.type(x)
     which = ctx.int(0, 3)
     if which == 0:
+        if _runtime_dims(t.shape) > 1:
+            return None
         return ctx.apply("reshape", x, shape=list(t.shape))
     if which == 1:
         return ctx.apply("cast", x, to=t.dtype)
