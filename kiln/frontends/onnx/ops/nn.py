@@ -2,8 +2,13 @@
 
 Conv, ConvTranspose and the pools map onto the core windowed ops (``conv``, ``conv_transpose``,
 ``max_pool``, ``avg_pool``) with every ``auto_pad`` resolved to explicit pads here. Everything
-else (Gemm, global pools, LpPool, Einsum, Attention, RNNs, the integer and quantized forms) is a
-decomposition into core ops.
+else is a decomposition into core ops:
+
+- Gemm, global pools, LpPool (avg_pool of |x|^p), Einsum (transpose/reshape/matmul/reduce_sum);
+- MatMulInteger, ConvInteger, QLinearMatMul, QLinearConv (int32 accumulation, float64 requantize);
+- Attention (23-25), FlexAttention (preview), RotaryEmbedding, LinearAttention (unrolled);
+- RNN, GRU, LSTM (unrolled over a static sequence length), CausalConvWithState;
+- MaxUnpool (scatter), DeformConv and RoiAlign (bilinear sampling by gathers).
 """
 from __future__ import annotations
 
@@ -21,12 +26,13 @@ def _scalar(ctx, value, dtype):
     return ctx.const(np.asarray(value).astype(dtype.np))
 
 
-def _mul_scalar(ctx, x, value):
-    return x if value == 1 else ctx.op("mul", x, _scalar(ctx, value, ctx._imp.b.type_of(x).dtype))
-
-
 def _type(ctx, v):
+    """The type of any kiln value (NodeContext only types the node's own inputs)."""
     return ctx._imp.b.type_of(v)
+
+
+def _mul_scalar(ctx, x, value):
+    return x if value == 1 else ctx.op("mul", x, _scalar(ctx, value, _type(ctx, x).dtype))
 
 
 def _ints(ctx, name, n, default):
@@ -39,7 +45,7 @@ def _ints(ctx, name, n, default):
     return v
 
 
-def _window_pads(ctx, in_shape, kernel, strides, dilations, *, transpose=False):
+def _window_pads(ctx, in_shape, kernel, strides, dilations):
     """Explicit ``pads`` (begins, then ends) from ``auto_pad`` / ``pads`` for a windowed op."""
     n = len(kernel)
     auto = ctx.attr("auto_pad", "NOTSET")
@@ -141,7 +147,7 @@ def conv_transpose(ctx):
     if out_shape is None and auto in ("SAME_UPPER", "SAME_LOWER"):
         out_shape = [dims.mul(s, st) for s, st in zip(in_shape, strides)]
     if out_shape is None:
-        pads = _window_pads(ctx, in_shape, kernel, strides, dilations, transpose=True)
+        pads = _window_pads(ctx, in_shape, kernel, strides, dilations)
     else:
         begins, ends = [], []
         for i in range(n):
@@ -805,7 +811,7 @@ class _Recurrence:
             if lens is None or (lens != self.steps).any():
                 self.lens = ctx.op("reshape", ctx.input(4), shape=[self.batch, 1])
 
-    def per_direction(self, i, d, rows=None):
+    def per_direction(self, i, d):
         """Input ``i`` ([num_directions, ...]) for direction ``d``, without its leading axis."""
         t = self.ctx.type(i)
         v = self.ctx.op("slice", self.ctx.input(i), starts=[d], ends=[d + 1], axes=[0], steps=[1])
