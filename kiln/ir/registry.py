@@ -30,7 +30,7 @@ class _Required:
 
 REQUIRED = _Required()
 
-ATTR_KINDS = ("int", "float", "str", "bool", "ints", "floats", "strs", "dtype", "dims")
+ATTR_KINDS = ("int", "float", "str", "bool", "ints", "floats", "strs", "dtype", "dims", "graph")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,12 @@ class Attr:
                 v = _dtype(value)
             elif k == "dims":
                 v = tuple(_dims.canonical(x) for x in _seq(value))
+            elif k == "graph":  # a region: control-flow ops hold their bodies as graphs
+                from .graph import Graph
+
+                if not isinstance(value, Graph):
+                    raise TypeError
+                v = value
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: expected {k}, got {value!r}") from e
         if self.choices is not None and v not in self.choices:

@@ -116,6 +116,10 @@ class NodeContext:
     def type(self, i: int) -> TensorType:
         return self._imp.b.type_of(self.input(i))
 
+    def type_of(self, value: str) -> TensorType:
+        """Type of any kiln value, e.g. an intermediate the converter just emitted."""
+        return self._imp.b.type_of(value)
+
     def shape(self, i: int) -> tuple:
         return self.type(i).shape
 
@@ -218,10 +222,6 @@ class Importer:
 
     def _check_supported(self):
         seen, missing = set(), []
-        if self.opsets[""] < MIN_OPSET:
-            raise UnsupportedOperatorError(
-                [("<model>", self.opsets[""], "")], source=f"model with default-domain opset {self.opsets['']} "
-                f"(kiln supports {MIN_OPSET} and newer; upgrade it with onnx.version_converter);")
 
         def walk(graph):
             for n in graph.node:
@@ -240,7 +240,11 @@ class Importer:
 
         walk(self.g)
         if missing:
-            raise UnsupportedOperatorError(missing, source=f"ONNX graph '{self.g.name or 'main'}'")
+            source = f"ONNX graph '{self.g.name or 'main'}'"
+            if self.opsets[""] < MIN_OPSET:
+                source += (f" (default-domain opset {self.opsets['']}; kiln converts opset {MIN_OPSET} and newer:"
+                           f" onnx.version_converter can upgrade the model)")
+            raise UnsupportedOperatorError(missing, source=source)
 
     def _initializers(self):
         from onnx import numpy_helper
@@ -349,6 +353,9 @@ class Importer:
             opdef.check_arity(len(ins), where)
             nattrs = opdef.normalize_attrs(attrs, where)
             (t,) = infer_node(opdef, [b.type_of(i) if i else None for i in ins], nattrs, where)
+            if any(isinstance(d, str) and d != _dims.UNKNOWN for d in t.shape):
+                # e.g. broadcasting a constant to a symbolic shape: its value is not known here
+                return b.op(op_name, *inputs, name=ctx.name, **attrs)
             val = np.asarray(opdef.reference(*[b.graph.constants[i] if i else None for i in ins], **nattrs))
             if val.dtype != t.dtype.np:
                 raise ConversionError(f"{where}: folding gave {val.dtype}, type says {t.dtype}")
