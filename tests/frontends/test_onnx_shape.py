@@ -335,3 +335,60 @@ def test_errors_name_the_problem():
         m = make_model("Reshape", {"x": X, "s": np.array([24], I64)}, 13)
         m.graph.input[1].type.tensor_type.shape.dim[0].dim_param = "n"
         from_onnx(m)
+
+
+# --- sampling grids, unique, col2im, cache writes ----------------------------------------------
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_grid_sample_16(mode, padding_mode):
+    if (mode, padding_mode) == ("bicubic", "border"):
+        pytest.skip("onnxruntime pads each cubic tap only; kiln follows the ONNX reference, which also clamps "
+                    "the sample point")
+    grid = RNG.uniform(-1.3, 1.3, (1, 3, 5, 2)).astype(np.float32)
+    check("GridSample", {"x": IMG, "g": grid}, 16, mode=mode, padding_mode=padding_mode, align_corners=1,
+          rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("init", [(), ("s",)])
+@pytest.mark.parametrize("align", [0, 1])
+def test_affine_grid(init, align):
+    theta = RNG.standard_normal((2, 2, 3)).astype(np.float32)
+    check("AffineGrid", {"t": theta, "s": np.array([2, 1, 3, 4], I64)}, 20, initializers=init,
+          align_corners=align, rtol=1e-5, atol=1e-5)
+
+
+def test_unique_11():
+    x = np.array([3, 1, 3, 2, 1], np.float32)
+    check("Unique", {"x": x}, 11, outputs=("y", "i", "inv", "c"), sorted=0)
+    check("Unique", {"x": x.reshape(5, 1)}, 11, outputs=("y", "i", "inv", "c"), axis=0)
+
+
+@pytest.mark.parametrize("init", [(), ("i", "b")])
+def test_col2im(init):
+    x = RNG.standard_normal((1, 4, 8)).astype(np.float32)
+    check("Col2Im", {"x": x, "i": np.array([4, 5], I64), "b": np.array([2, 2], I64)}, 18, initializers=init,
+          strides=[2, 1], pads=[0, 0, 1, 0])
+
+
+@pytest.mark.parametrize("mode", ["linear", "circular"])
+def test_tensor_scatter(mode):
+    cache = np.zeros((2, 5, 2), np.float32)
+    upd = np.ones((2, 2, 2), np.float32)
+    want = cache.copy()
+    for b, start in enumerate([1, 4]):
+        for i in range(2):
+            p = start + i
+            if mode == "circular":
+                p %= 5
+            if p < 5:
+                want[b, p] = upd[b, i]
+    check("TensorScatter", {"c": cache, "u": upd, "w": np.array([1, 4 if mode == "circular" else 3], I64)}, 24,
+          mode=mode, axis=1, expected=[want if mode == "circular" else _linear_want(cache, upd)])
+
+
+def _linear_want(cache, upd):
+    want = cache.copy()
+    want[0, 1:3] = upd[0]
+    want[1, 3:5] = upd[1]
+    return want

@@ -209,3 +209,48 @@ def test_symbolic_reshape_through_the_interpreter():
     out = interpret(g, [X])
     np.testing.assert_array_equal(out[y], X.reshape(2, 12))
     np.testing.assert_array_equal(out[z], X)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_grid_sample_identity_grid(mode, padding_mode):
+    """A grid at the pixel centres reads the input back unchanged, in every mode."""
+    x = np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4)
+    ys, xs = np.meshgrid((2 * np.arange(3) + 1) / 3 - 1, (2 * np.arange(4) + 1) / 4 - 1, indexing="ij")
+    grid = np.stack([xs, ys], -1)[None].astype(np.float32)
+    y = run("grid_sample", x, grid, mode=mode, padding_mode=padding_mode)
+    np.testing.assert_allclose(y, x, atol=1e-5)
+
+
+def test_grid_sample_outside_points():
+    x = np.array([[[[1.0, 2.0]]]], np.float32)  # [1, 1, 1, 2]
+    grid = np.array([[[[3.0, 0.0]]]], np.float32)  # far right of the image
+    assert run("grid_sample", x, grid, mode="linear", padding_mode="zeros")[0, 0, 0, 0] == 0
+    assert run("grid_sample", x, grid, mode="linear", padding_mode="border")[0, 0, 0, 0] == 2
+    with pytest.raises(ValueError, match="grid_sample"):
+        infer("grid_sample", TensorType("f32", [1, 1, 4, 4]), TensorType("f32", [1, 2, 2, 3]))
+
+
+@pytest.mark.parametrize("axis,sorted_", [(None, True), (None, False), (0, True), (1, False)])
+def test_unique(axis, sorted_):
+    x = np.array([[2, 1, 2], [0, 1, 0], [2, 1, 2]], np.int32)
+    y, first, inverse, counts = run("unique", x, axis=axis, sorted=sorted_)
+    data = x.reshape(-1) if axis is None else x
+    a = 0 if axis is None else axis
+    np.testing.assert_array_equal(np.take(data, first, axis=a), y)
+    np.testing.assert_array_equal(np.take(y, inverse, axis=a), data)
+    assert counts.sum() == data.shape[a]
+    if not sorted_:
+        assert list(first) == sorted(first)
+
+
+def test_col2im_inverts_im2col_counts():
+    """col2im of all-ones columns counts how many blocks cover each pixel."""
+    blocks = [(i, j) for i in range(2) for j in range(2)]  # 3x3 image, 2x2 blocks, stride 1
+    x = np.ones((1, 4, len(blocks)), np.float32)
+    y = run("col2im", x, image_shape=[3, 3], block_shape=[2, 2])
+    np.testing.assert_array_equal(y[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    y2 = run("col2im_dynamic", x, np.array([3, 3], I64), np.array([2, 2], I64))
+    np.testing.assert_array_equal(y, y2)
+    with pytest.raises(ValueError, match="divisible"):
+        infer("col2im", TensorType("f32", [1, 5, 4]), image_shape=[3, 3], block_shape=[2, 2])

@@ -994,7 +994,7 @@ def _affine_base_grid(spatial, align_corners):
         axes.append(-1 + i * 2 / (n - 1) if align_corners and n > 1 else
                     (np.full(n, -1.0) if align_corners else -1 + (2 * i + 1) / n))
     mesh = np.meshgrid(*axes, indexing="ij")
-    return np.stack(mesh[::-1] + [np.ones(spatial)], axis=-1)
+    return np.stack(list(mesh[::-1]) + [np.ones(spatial)], axis=-1)
 
 
 def _affine_base_grid_runtime(ctx, size, r, dt, align_corners):
