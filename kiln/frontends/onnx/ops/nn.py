@@ -31,6 +31,11 @@ def _type(ctx, v):
     return ctx._imp.b.type_of(v)
 
 
+def _const_of(ctx, v):
+    """The value of any kiln value known at import time, else None."""
+    return ctx._imp.b.graph.constants.get(v)
+
+
 def _mul_scalar(ctx, x, value):
     return x if value == 1 else ctx.op("mul", x, _scalar(ctx, value, _type(ctx, x).dtype))
 
@@ -400,8 +405,8 @@ def attention(ctx):
     else:
         probs = _safe_softmax(ctx, qk)
         dead = ctx.op("isinf", ctx.op("reduce_max", bias, axes=[-1], keepdims=True), detect_positive=False)
-        dead_value = ctx._imp.b.graph.constants.get(dead)
-        if dead_value is None or dead_value.any():
+        dead_value = _const_of(ctx, dead)
+        if dead_value is None or dead_value.any():  # skip the guard when no row can be fully masked
             probs = ctx.op("where", dead, _scalar(ctx, 0, _type(ctx, probs).dtype), probs)
     if sp is not None:
         probs = ctx.op("cast", probs, to=dt)
