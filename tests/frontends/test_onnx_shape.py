@@ -392,3 +392,27 @@ def _linear_want(cache, upd):
     want[0, 1:3] = upd[0]
     want[1, 3:5] = upd[1]
     return want
+
+
+def test_symbolic_flatten_trilu_and_depth_to_space():
+    h = helper
+    x = h.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 8, "hh", "ww"])
+    nodes = [h.make_node("Flatten", ["x"], ["f"], axis=2), h.make_node("Trilu", ["x"], ["t"], upper=0),
+             h.make_node("DepthToSpace", ["x"], ["d"], blocksize=2)]
+    outs = [h.make_tensor_value_info(n, TensorProto.UNDEFINED, None) for n in "ftd"]
+    m = h.make_model(h.make_graph(nodes, "g", [x], outs), opset_imports=[h.make_opsetid("", 14)])
+    g = from_onnx(m)
+    assert g.types["f"].shape == ("8*b", "hh*ww")
+    assert g.types["t"].shape == ("b", 8, "hh", "ww")
+    assert g.types["d"].shape == ("b", 2, "2*hh", "2*ww")
+    xv = RNG.standard_normal((2, 8, 3, 5)).astype(np.float32)
+    out = kiln.interpret(g, [xv])
+    typed = onnx.shape_inference.infer_shapes(m)
+    want = ort.InferenceSession(typed.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": xv})
+    for a, w in zip(out.values(), want):
+        np.testing.assert_allclose(a, w)
+
+
+def test_resize_11_tf_half_pixel_for_nn():
+    check("Resize", {"x": IMG, "r": np.zeros(0, np.float32), "s": np.array([1, 1, 2, 0.5], np.float32)}, 11,
+          initializers=("r",), mode="nearest", coordinate_transformation_mode="tf_half_pixel_for_nn")

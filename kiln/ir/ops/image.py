@@ -18,7 +18,7 @@ from ._util import require
 
 MODES = ("nearest", "linear", "cubic")
 COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
-          "tf_crop_and_resize")
+          "tf_crop_and_resize", "tf_half_pixel_for_nn")
 NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 POLICIES = ("stretch", "not_larger", "not_smaller")
 
@@ -141,6 +141,8 @@ def _source_coords(ctm, out_n, in_n, scale, roi):
         x = np.full(out_n, -0.5) if length == 1 else (y + 0.5) / scale - 0.5
     elif ctm == "half_pixel":
         x = (y + 0.5) / scale - 0.5
+    elif ctm == "tf_half_pixel_for_nn":  # Resize-11 only
+        x = (y + 0.5) / scale
     else:  # half_pixel_symmetric
         offset = in_n / 2 * (1 - out_n / length)
         x = offset + (y + 0.5) / scale - 0.5

@@ -113,7 +113,7 @@ def known_dims(ctx, i):
     if v is None:
         return None
     g = _graph(ctx)
-    r = _trace(g, v, g.producers())
+    r = _trace(g, v, {} if v in g.constants else g.producers())
     if r is None:
         return None
     return [D.canonical(d) if isinstance(d, (int, np.integer, str)) else None for d in r.reshape(-1).tolist()]
@@ -125,17 +125,23 @@ def _static_reshape_ok(dims):
 
 
 def runtime_shape(ctx, x, dims):
-    """An int64 1-D value holding ``dims`` at run time, reading symbolic dims off ``shape(x)``.
+    """An int64 1-D value holding ``dims`` at run time, read off ``shape(x)``.
 
-    A dim that is not one of x's own dims becomes -1 (allowed once, for reshape).
+    A symbolic dim must be one of x's dims or the product of a run of them (as after a Flatten);
+    one other dim may become -1 (for reshape).
     """
     xs = ctx._imp.b.type_of(x).shape
     parts, minus = [], False
     for d in dims:
         if isinstance(d, int):
             parts.append(ctx.const(np.array([d], np.int64)))
-        elif d in xs:
-            parts.append(ctx.op("shape", x, start=xs.index(d), end=xs.index(d) + 1))
+            continue
+        run = _find_run(xs, d)
+        if run is not None:
+            dim = ctx.op("shape", x, start=run[0], end=run[1])
+            if run[1] - run[0] > 1:
+                dim = ctx.op("reduce_prod", dim, axes=[0], keepdims=True)
+            parts.append(dim)
         else:
             if minus:
                 ctx.fail(f"cannot express the shape {list(dims)} at run time from {list(xs)}")
@@ -144,6 +150,15 @@ def runtime_shape(ctx, x, dims):
     if not parts:
         return ctx.const(np.zeros([0], np.int64))
     return parts[0] if len(parts) == 1 else ctx.op("concat", *parts, axis=0)
+
+
+def _find_run(xs, d):
+    """(i, j) with prod(xs[i:j]) == d, shortest first, or None."""
+    for length in range(1, len(xs) + 1):
+        for i in range(len(xs) - length + 1):
+            if D.prod(xs[i:i + length]) == d:
+                return i, i + length
+    return None
 
 
 def reshape_to(ctx, x, dims):
@@ -662,22 +677,28 @@ def eye_like(ctx):
     return ctx.const(np.eye(s[0], s[1], ctx.attr("k", 0), dtype=dt.np))
 
 
+def _iota(ctx, x, axis):
+    """0, 1, ... along dim ``axis`` of x as an int64 vector typed with that dim (symbolic or not)."""
+    d = ctx._imp.b.type_of(x).shape[axis]
+    if isinstance(d, int):
+        return ctx.const(np.arange(d, dtype=np.int64))
+    n = ctx.op("shape", x, start=axis, end=axis + 1)
+    r = ctx.op("range", ctx.const(np.array(0, np.int64)), _scalar(ctx, n), ctx.const(np.array(1, np.int64)))
+    return ctx.op("reshape_dynamic", r, n, dims=[d])
+
+
 @converter("Trilu", since=14)
 def trilu(ctx):
-    s = _static_shape(ctx, 0, "Trilu")
+    x, s = ctx.input(0), ctx.shape(0)
     if len(s) < 2:
         ctx.fail(f"the input must have rank >= 2, got {list(s)}")
-    n, m = s[-2], s[-1]
-    diff = np.arange(m)[None, :] - np.arange(n)[:, None]
+    rows = reshape_to(ctx, _iota(ctx, x, len(s) - 2), [s[-2], 1])
+    cols = reshape_to(ctx, _iota(ctx, x, len(s) - 1), [1, s[-1]])
+    diff = ctx.op("sub", cols, rows)  # column - row: 0 on the main diagonal
+    k = _scalar(ctx, _i64(ctx, ctx.input(1))) if ctx.has_input(1) else ctx.const(np.array(0, np.int64))
     upper = bool(ctx.attr("upper", 1))
-    zero = ctx.const(np.zeros([], ctx.dtype(0).np))
-    if not ctx.has_input(1) or ctx.const_value(1) is not None:
-        k = int(ctx.const_value(1).reshape(())) if ctx.has_input(1) else 0
-        mask = ctx.const(diff >= k if upper else diff <= k)
-    else:
-        k = _scalar(ctx, ctx.input(1))
-        mask = ctx.op("greater_equal" if upper else "less_equal", ctx.const(diff.astype(np.int64)), k)
-    return ctx.op("where", mask, ctx.input(0), zero)
+    mask = ctx.op("greater_equal" if upper else "less_equal", diff, k)
+    return ctx.op("where", mask, x, ctx.const(np.zeros([], ctx.dtype(0).np)))
 
 
 @converter("OneHot", since=9)
@@ -900,6 +921,7 @@ def _resize_attrs(ctx):
         ctx.fail(f"mode '{mode}' is not supported")
     ctm = ctx.attr("coordinate_transformation_mode", "half_pixel")
     known = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_crop_and_resize")
+    known += ("tf_half_pixel_for_nn",) if ctx.opset < 13 else ()
     if ctm not in known + (("half_pixel_symmetric",) if ctx.opset >= 19 else ()):
         ctx.fail(f"coordinate_transformation_mode '{ctm}' is not supported")
     nm = ctx.attr("nearest_mode", "round_prefer_floor")
@@ -908,7 +930,7 @@ def _resize_attrs(ctx):
     return dict(mode=mode, coordinate_transformation_mode=ctm, nearest_mode=nm,
                 cubic_coeff_a=ctx.attr("cubic_coeff_a", -0.75), exclude_outside=bool(ctx.attr("exclude_outside", 0)),
                 extrapolation_value=ctx.attr("extrapolation_value", 0.0),
-                antialias=bool(ctx.attr("antialias", 0)) if ctx.opset >= 18 else False)
+                antialias=bool(ctx.attr("antialias", 0)) and ctx.opset >= 18 and mode != "nearest")
 
 
 def _legacy_attrs(ctx):
