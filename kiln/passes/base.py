@@ -141,14 +141,15 @@ class PassManager:
     With ``ctx.debug`` it verifies the input and the result of every pass (a failure names the
     pass that broke the graph) and checks that no pass mutated its input. With ``dump_ir`` (a
     directory; defaults to ``ctx.dump_dir``) it writes ``00_input.kir`` and then
-    ``NN_<pass>.kir`` after each pass, numbered by pipeline position. ``report`` holds the
-    per-pass timing of the latest run.
+    ``NN_<pass>.kir`` after each pass (or only after the passes named in ``dump_after``),
+    numbered by pipeline position. ``report`` holds the per-pass timing of the latest run.
     """
 
     def __init__(self, passes: Sequence[Pass], ctx: PassContext | None = None, *,
-                 dump_ir: str | Path | None = None):
+                 dump_ir: str | Path | None = None, dump_after: Iterable[str] | None = None):
         self.passes = list(passes)
         self.ctx = ctx or PassContext()
+        self.dump_after = None if dump_after is None else set(dump_after)
         self.dump_dir = Path(dump_ir) if dump_ir is not None else (
             Path(self.ctx.dump_dir) if self.ctx.dump_dir is not None else None)
         self.report = PassReport()
@@ -183,7 +184,9 @@ class PassManager:
                     raise VerificationError(f"pass '{p.name}' (#{i}) mutated its input graph")
                 _verify(out, f"after pass '{p.name}' (#{i})")
             changed = out is not graph and out != graph
-            dump = self._dump(i, p.name, out) if self.dump_dir is not None else None
+            dump = None
+            if self.dump_dir is not None and (self.dump_after is None or p.name in self.dump_after):
+                dump = self._dump(i, p.name, out)
             self.report.records.append(PassRecord(i, p.name, dt, n_before, len(out.nodes), changed, dump))
             for inst in ctx.instruments:
                 hook = getattr(inst, "after_pass", None)

@@ -10,6 +10,12 @@
     reshape(reshape(x, s), t) -> reshape(x, t)
     reshape(x, shape of x) -> x          broadcast(x, shape of x) -> x
     cast(x, to=dtype of x) -> x
+    neg(neg(x)) -> x                     not(not(x)) -> x        bitwise_not(bitwise_not(x)) -> x
+    max(x, x), min(x, x), and(x, x), or(x, x), where(c, x, x) -> x
+    slice keeping whole axes -> x        concat(x) -> x          reduce over no axes -> x
+
+``x + 0 -> x`` is exact except for the sign of a zero (``-0.0 + 0.0`` is ``+0.0``), as in every
+compiler that does it.
 
 A rule that replaces a value by another applies only when their types are equal (``x + zeros``
 that broadcasts ``x`` to a larger shape stays). Rewrites are applied in one forward sweep, each
@@ -130,6 +136,53 @@ def _same_value_if_same_type(n: Node, s: _State):
     return ("value", x) if _same_type(s, x, y) else None
 
 
+def _involution(n: Node, s: _State):
+    """neg(neg(x)) -> x, not(not(x)) -> x, bitwise_not(bitwise_not(x)) -> x."""
+    inner = s.producer.get(n.inputs[0])
+    if inner is not None and inner.op == n.op and _same_type(s, inner.inputs[0], n.outputs[0]):
+        return ("value", inner.inputs[0])
+    return None
+
+
+def _idempotent(n: Node, s: _State):
+    """max(x, x), min(x, x), and(x, x), or(x, x) -> x."""
+    a, b = n.inputs
+    if a == b and _same_type(s, a, n.outputs[0]):
+        return ("value", a)
+    return None
+
+
+def _where_same(n: Node, s: _State):
+    c, a, b = n.inputs
+    if a == b and _same_type(s, a, n.outputs[0]):
+        return ("value", a)
+    return None
+
+
+def _whole_slice(n: Node, s: _State):
+    """A slice that keeps every element of every sliced axis."""
+    x, y = n.inputs[0], n.outputs[0]
+    if not _same_type(s, x, y):
+        return None
+    shape = s.types[x].shape
+    for st, e, a, step in zip(n.attrs["starts"], n.attrs["ends"], n.attrs["axes"], n.attrs["steps"]):
+        d = shape[a % len(shape)]
+        if step != 1:
+            return None
+        if isinstance(d, int):
+            if not (st == 0 or st <= -d) or e < d:
+                return None
+        elif st != 0 or e < 2**62:
+            return None
+    return ("value", x)
+
+
+def _single_concat(n: Node, s: _State):
+    if len(n.inputs) == 1 and _same_type(s, n.inputs[0], n.outputs[0]):
+        return ("value", n.inputs[0])
+    return None
+
+
 #: op name -> rules tried on its nodes, in order
 RULES: dict = {
     "add": [_neutral], "sub": [_neutral], "mul": [_neutral], "div": [_neutral],
@@ -138,7 +191,26 @@ RULES: dict = {
     "reshape": [_reshape],
     "broadcast": [_same_value_if_same_type],  # broadcast to its own shape
     "cast": [_same_value_if_same_type],  # cast to its own dtype
+    "neg": [_involution], "not": [_involution], "bitwise_not": [_involution],
+    "max": [_idempotent], "min": [_idempotent], "and": [_idempotent], "or": [_idempotent],
+    "where": [_where_same],
+    "slice": [_whole_slice],
+    "concat": [_single_concat],
 }
+
+
+def _trivial_reduce(n: Node, s: _State):
+    """A reduction over no axes, or over axes of size 1 kept: the identity.
+
+    Not for an integer mean, whose reference goes through float64 (inexact for huge ints).
+    """
+    if n.op == "reduce_mean" and not s.types[n.inputs[0]].dtype.is_float:
+        return None
+    return _same_value_if_same_type(n, s)
+
+
+for _r in ("reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "reduce_mean"):
+    RULES[_r] = [_trivial_reduce]
 
 
 def _rewrite(n: Node, s: _State, max_steps: int = 8):

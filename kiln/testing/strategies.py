@@ -694,7 +694,12 @@ def _bitcast(ctx):
 @recipe("nonzero", weight=1)
 def _nonzero(ctx):
     x = ctx.pick(lambda t: t.rank >= 1)
-    return None if x is None else ctx.apply("nonzero", x)
+    if x is None:
+        return None
+    y = ctx.apply("nonzero", x)
+    if y is not None:
+        ctx.values.remove(y)  # its count may be 0 at run time: not an operand for indexing ops
+    return y
 
 
 def _reduce_dynamic(name):

@@ -66,6 +66,10 @@ def test_dump_ir_writes_numbered_files(tmp_path):
     # the context's dump_dir does the same
     PassManager([DeadCodeElimination()], PassContext(dump_dir=str(tmp_path / "ctx"))).run(g)
     assert sorted(p.name for p in (tmp_path / "ctx").iterdir()) == ["00_input.kir", "01_dce.kir"]
+    # only after some passes
+    PassManager([Simplify(), DeadCodeElimination(), FoldConstants()], dump_ir=tmp_path / "some",
+                dump_after=["dce"]).run(g)
+    assert sorted(p.name for p in (tmp_path / "some").iterdir()) == ["00_input.kir", "02_dce.kir"]
 
 
 class _Breaks(Pass):

@@ -172,3 +172,55 @@ graph g(%x: f32[3]) {
   return %y
 }""")
     assert P.run(g) is g
+
+
+MORE_CASES = {
+    "involutions_and_idempotents": ("""
+graph g(%x: f32[3], %b: bool[3], %i: i32[3]) {
+  %n1: f32[3] = neg(%x)
+  %n2: f32[3] = neg(%n1)
+  %m: f32[3] = max(%n2, %n2)
+  %k: f32[3] = min(%m, %m)
+  %t1: bool[3] = not(%b)
+  %t2: bool[3] = not(%t1)
+  %a: bool[3] = and(%t2, %t2)
+  %o: bool[3] = or(%a, %a)
+  %w: f32[3] = where(%o, %k, %k)
+  %v: f32[3] = where(%o, %k, %n1)
+  %j: i32[3] = bitwise_not(%i)
+  %j2: i32[3] = bitwise_not(%j)
+  %j3: i32[3] = abs(%j2)
+  return %w, %v, %j3
+}""", """
+graph g(%x: f32[3], %b: bool[3], %i: i32[3]) {
+  %n1: f32[3] = neg(%x)
+  %w: f32[3] = identity(%x)
+  %v: f32[3] = where(%b, %x, %n1)
+  %j3: i32[3] = abs(%i)
+  return %w, %v, %j3
+}"""),
+    "whole_slices_single_concats_trivial_reductions": ("""
+graph g(%x: f32[batch, 4, 1], %i: i32[2, 1]) {
+  %a: f32[batch, 4, 1] = slice(%x) {starts=[0, -9], ends=[9223372036854775807, 4], axes=[0, 1], steps=[1, 1]}
+  %b: f32[batch, 2, 1] = slice(%a) {starts=[-4], ends=[3], axes=[1], steps=[2]}
+  %c: f32[batch, 4, 1] = concat(%a) {axis=1}
+  %d: f32[batch, 4, 1] = reduce_sum(%c) {axes=[2]}
+  %e: f32[batch, 4, 1] = reduce_max(%d) {axes=[]}
+  %f: f32[batch, 4, 1] = exp(%e)
+  %m: i32[2, 1] = reduce_mean(%i) {axes=[1]}
+  %p: i32[2, 1] = reduce_prod(%m) {axes=[1]}
+  return %f, %b, %p
+}""", """
+graph g(%x: f32[batch, 4, 1], %i: i32[2, 1]) {
+  %b: f32[batch, 2, 1] = slice(%x) {starts=[-4], ends=[3], axes=[1], steps=[2]}
+  %f: f32[batch, 4, 1] = exp(%x)
+  %p: i32[2, 1] = reduce_mean(%i) {axes=[1]}
+  return %f, %b, %p
+}"""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE_CASES))
+def test_more_rewrites(name):
+    before, expected = MORE_CASES[name]
+    kt.assert_rewrites(P, before, expected)
