@@ -254,3 +254,21 @@ def test_col2im_inverts_im2col_counts():
     np.testing.assert_array_equal(y, y2)
     with pytest.raises(ValueError, match="divisible"):
         infer("col2im", TensorType("f32", [1, 5, 4]), image_shape=[3, 3], block_shape=[2, 2])
+
+
+def test_text_form_round_trips():
+    from kiln.ir import parse
+
+    b = GraphBuilder()
+    x = b.input("x", "f32", ("batch", 3, 4))
+    s = b.op("shape", x)
+    s2 = b.op("shape", x, start=1)
+    outs = [b.op("reshape_dynamic", x, s, dims=["batch", "n", 4]),
+            b.op("slice_dynamic", x, s2, s2, None, None, axes=[1, 2]),
+            b.op("resize", x, sizes=["batch", 6, 8], scales=[1, 2, 2], mode="linear"),
+            b.op("pad", x, None, pads=[0, 1, 1, 0, 1, 1], mode="reflect"),
+            b.op("unique", x)[0], b.op("gather", x, s2, axis=2)]
+    g = b.build(outs)
+    assert str(parse(str(g))) == str(g)
+    with pytest.raises(ValueError, match="must name all"):
+        b.op("reshape_dynamic", x, s, dims=["batch", "?", 4])

@@ -63,8 +63,8 @@ class ReshapeDynamic:
 
     In the shape operand, -1 is inferred from the element count and 0 copies the input dim at
     the same position (unless ``allowzero``, where 0 is a zero-sized dim). ``dims`` optionally
-    states the result dims a frontend already knows (ints, symbols, or '?'); the interpreter
-    checks them against the run-time result.
+    states the result dims a frontend already knows (ints or symbols, every one); the
+    interpreter checks them against the run-time result.
     """
 
     def infer(x: TensorType, shape: TensorType, allowzero, dims):
@@ -73,7 +73,8 @@ class ReshapeDynamic:
         require(shape.dtype.is_int, f"reshape_dynamic: shape operand must be integer, got {shape}")
         n = shape.shape[0]
         if dims is not None:
-            require(len(dims) == n, f"reshape_dynamic: dims {list(dims)} do not match a shape of length {n}")
+            require(len(dims) == n and _UNKNOWN not in dims,
+                    f"reshape_dynamic: dims {list(dims)} must name all {n} result dims")
             return TensorType(x.dtype, dims)
         return TensorType(x.dtype, [_UNKNOWN] * n)
 
@@ -140,7 +141,7 @@ class BroadcastDynamic:
     """Numpy broadcast of x against a run-time int64 shape, both ways (ONNX Expand).
 
     The result has rank ``max(x.rank, len(shape))``; a dim of x that is not 1 stays, a dim of 1
-    takes the run-time value. ``dims`` optionally states result dims a frontend already knows.
+    takes the run-time value. ``dims`` optionally states every result dim, when a frontend knows them.
     """
 
     def infer(x: TensorType, shape: TensorType, dims):
@@ -149,7 +150,8 @@ class BroadcastDynamic:
         require(shape.dtype.is_int, f"broadcast_dynamic: shape operand must be integer, got {shape}")
         r = max(x.rank, shape.shape[0])
         if dims is not None:
-            require(len(dims) == r, f"broadcast_dynamic: dims {list(dims)} do not have rank {r}")
+            require(len(dims) == r and _UNKNOWN not in dims,
+                    f"broadcast_dynamic: dims {list(dims)} must name all {r} result dims")
             return TensorType(x.dtype, dims)
         xs = (1,) * (r - x.rank) + x.shape
         return TensorType(x.dtype, [d if d != 1 else _UNKNOWN for d in xs])

@@ -612,7 +612,7 @@ def broadcast_to(ctx, x, shape_value):
     out, xfull = _broadcast_result(ctx, xs, target)
     if None not in out and all(isinstance(d, int) or d == a for d, a in zip(out, xfull)):
         return xv if list(out) == list(xs) else ctx.op("broadcast", xv, shape=out)
-    return ctx.op("broadcast_dynamic", xv, sv, dims=[D.UNKNOWN if d is None else d for d in out])
+    return ctx.op("broadcast_dynamic", xv, sv, dims=None if None in out else out)
 
 
 @converter("Expand", since=8)
