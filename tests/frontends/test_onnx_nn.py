@@ -321,6 +321,13 @@ def test_lstm_peepholes_and_initial_c():
     check("LSTM", inputs, 7, outputs=("Y", "Y_h", "Y_c"), hidden_size=3)
 
 
+def test_lstm_clip_applies_after_peepholes():
+    inputs = _rnn_inputs(4, 3, 2, initial=True, lens=[4, 1, 3])
+    inputs["initial_c"] = f32(2, 3, 3)
+    inputs["P"] = f32(2, 9) * 3
+    check("LSTM", inputs, 14, outputs=("Y", "Y_h", "Y_c"), hidden_size=3, clip=0.7, direction="bidirectional")
+
+
 def test_lstm_activations():
     check("LSTM", _rnn_inputs(4, 2), 14, outputs=("Y",), hidden_size=2,
           activations=["Sigmoid", "Softsign", "Elu"])

@@ -762,8 +762,9 @@ def _activate(ctx, fn, x):
         return ctx.op(name, x)
     if name == "softsign":
         return ctx.op("div", x, ctx.op("add", ctx.op("abs", x), c(1)))
-    if name == "softplus":
-        return ctx.op("log", ctx.op("add", ctx.op("exp", x), c(1)))
+    if name == "softplus":  # log(1 + e^x), without overflow: max(x, 0) + log(1 + e^-|x|)
+        tail = ctx.op("log", ctx.op("add", ctx.op("exp", ctx.op("neg", ctx.op("abs", x))), c(1)))
+        return ctx.op("add", ctx.op("relu", x), tail)
     if name == "affine":
         return ctx.op("add", ctx.op("mul", x, c(alpha)), c(beta))
     if name == "leakyrelu":
@@ -840,9 +841,11 @@ class _Recurrence:
             return self.per_direction(i, d)
         return self.ctx.op("broadcast", _scalar(self.ctx, 0, self.dtype), shape=[self.batch, self.h])
 
-    def gate(self, pre, k):
-        """Gate ``k`` of a [B, G*H] pre-activation, clipped when ``clip`` is set."""
+    def gate(self, pre, k, extra=None):
+        """Gate ``k`` of a [B, G*H] pre-activation (plus ``extra``), clipped when ``clip`` is set."""
         g = _slice_last(self.ctx, pre, k * self.h, (k + 1) * self.h)
+        if extra is not None:
+            g = self.ctx.op("add", g, extra)
         if self.clip is not None:
             c = self.clip
             g = self.ctx.op("min", self.ctx.op("max", g, _scalar(self.ctx, -c, self.dtype)), _scalar(self.ctx, c, self.dtype))
@@ -965,20 +968,20 @@ class _LSTMCell:
             peep = [_slice_last(ctx, p, k * rec.h, (k + 1) * rec.h) for k in range(3)]  # i, o, f
         one = _scalar(ctx, 1, rec.dtype)
 
-        def with_peephole(pre, k, c):
-            return pre if peep is None else ctx.op("add", pre, ctx.op("mul", peep[k], c))
+        def peephole(k, c):
+            return None if peep is None else ctx.op("mul", peep[k], c)
 
         def step(t, states):
             hp, cp = states
             pre = ctx.op("add", rec.step_input(xw, t), rec.recurrent(hp, rt, rb))
-            i = _activate(ctx, f, with_peephole(rec.gate(pre, 0), 0, cp))
+            i = _activate(ctx, f, rec.gate(pre, 0, peephole(0, cp)))
             if self.input_forget:
                 fg = ctx.op("sub", one, i)
             else:
-                fg = _activate(ctx, f, with_peephole(rec.gate(pre, 2), 2, cp))
+                fg = _activate(ctx, f, rec.gate(pre, 2, peephole(2, cp)))
             cand = _activate(ctx, g, rec.gate(pre, 3))
             c = ctx.op("add", ctx.op("mul", fg, cp), ctx.op("mul", i, cand))
-            o = _activate(ctx, f, with_peephole(rec.gate(pre, 1), 1, c))
+            o = _activate(ctx, f, rec.gate(pre, 1, peephole(1, c)))
             return [ctx.op("mul", o, _activate(ctx, hf, c)), c]
         return [rec.initial(5, d), rec.initial(6, d)], step
 
