@@ -398,6 +398,20 @@ def test_deform_conv_with_zero_offsets_is_conv():
           group=2, offset_group=2, pads=[1, 1, 1, 1])
 
 
+@pytest.mark.parametrize("xs, ws", [((1, 2, 7), (3, 2, 3)), ((1, 2, 4, 3, 5), (2, 2, 2, 2, 3))])
+def test_deform_conv_1d_3d_integer_offsets_shift_taps(xs, ws):
+    # an offset of +1 on every tap along the last axis equals a conv of the input shifted left by one
+    x, w = f32(*xs), f32(*ws)
+    ns, k = len(xs) - 2, int(np.prod(ws[2:]))
+    conv_shape = run_kiln(make_model("Conv", {"x": x, "w": w}, 19), {"x": x, "w": w})[0].shape
+    offset = np.zeros((1, k, ns) + conv_shape[2:], np.float32)
+    offset[:, :, ns - 1] = 1
+    shifted = np.concatenate([x[..., 1:], np.zeros(x.shape[:-1] + (1,), np.float32)], -1)
+    expected = run_kiln(make_model("Conv", {"x": shifted, "w": w}, 19), {"x": shifted, "w": w})[0]
+    check("DeformConv", {"x": x, "w": w, "offset": offset.reshape(1, k * ns, *conv_shape[2:])}, 19,
+          expected=[expected])
+
+
 def test_deform_conv_matches_onnxruntime():
     x, w = f32(2, 2, 5, 6), f32(3, 2, 2, 2)
     offset = (RNG.standard_normal((2, 8, 4, 2)) * 1.5).astype(np.float32)
