@@ -62,7 +62,7 @@ def _trace(graph, value, producers, depth=0):
     op = node.op
     if op == "shape":
         return np.array(graph.types[node.inputs[0]].shape[slice(a["start"], a["end"])], dtype=object)
-    if op in ("identity", "reshape", "cast", "gather", "slice", "concat", "unsqueeze", "squeeze"):
+    if op in ("identity", "reshape", "cast", "gather", "slice", "concat"):
         if op == "cast" and not a["to"].is_int:
             return None
         args = [arg(k) for k in range(len(node.inputs))] if op == "concat" else [arg(0)]
@@ -91,7 +91,11 @@ def _trace(graph, value, producers, depth=0):
         out = np.empty(xb.shape, dtype=object)
         for k in np.ndindex(*xb.shape):
             if op == "div":
-                q = D.div_exact(xb[k], yb[k])
+                a_, b_ = xb[k], yb[k]
+                if isinstance(a_, int) and isinstance(b_, int) and b_:
+                    q = abs(a_) // abs(b_) * (1 if (a_ < 0) == (b_ < 0) else -1)  # truncating, as ONNX Div
+                else:
+                    q = D.div_exact(a_, b_)
                 if q is None:
                     return None
                 out[k] = q
@@ -125,28 +129,27 @@ def _static_reshape_ok(dims):
 
 
 def runtime_shape(ctx, x, dims):
-    """An int64 1-D value holding ``dims`` at run time, read off ``shape(x)``.
+    """An int64 1-D value holding ``dims`` at run time, read off ``shape(x)``; None if it cannot.
 
     A symbolic dim must be one of x's dims or the product of a run of them (as after a Flatten);
     one other dim may become -1 (for reshape).
     """
     xs = ctx._imp.b.type_of(x).shape
-    parts, minus = [], False
+    plan, minus = [], False
     for d in dims:
-        if isinstance(d, int):
-            parts.append(ctx.const(np.array([d], np.int64)))
-            continue
-        run = _find_run(xs, d)
-        if run is not None:
-            dim = ctx.op("shape", x, start=run[0], end=run[1])
-            if run[1] - run[0] > 1:
-                dim = ctx.op("reduce_prod", dim, axes=[0], keepdims=True)
-            parts.append(dim)
-        else:
+        run = None if isinstance(d, int) else _find_run(xs, d)
+        if not isinstance(d, int) and run is None:
             if minus:
-                ctx.fail(f"cannot express the shape {list(dims)} at run time from {list(xs)}")
-            minus = True
-            parts.append(ctx.const(np.array([-1], np.int64)))
+                return None
+            minus, d = True, -1
+        plan.append((d, run))
+    parts = []
+    for d, run in plan:
+        if run is None:
+            parts.append(ctx.const(np.array([d], np.int64)))
+        else:
+            dim = ctx.op("shape", x, start=run[0], end=run[1])
+            parts.append(ctx.op("reduce_prod", dim, axes=[0], keepdims=True) if run[1] - run[0] > 1 else dim)
     if not parts:
         return ctx.const(np.zeros([0], np.int64))
     return parts[0] if len(parts) == 1 else ctx.op("concat", *parts, axis=0)
@@ -161,15 +164,27 @@ def _find_run(xs, d):
     return None
 
 
-def reshape_to(ctx, x, dims):
-    """reshape x to ``dims`` (ints or symbolic dims); nothing when the shape already is that."""
+def reshape_to(ctx, x, dims, fallback=None, allowzero=False):
+    """reshape x to ``dims`` (ints or symbolic dims); x itself when it already has that shape.
+
+    With two or more symbolic dims the numpy reference cannot bind them, so the result is a
+    ``reshape_dynamic`` on a run-time shape built from x's dims, else on ``fallback`` (a run-time
+    ONNX shape operand, read with ``allowzero``), carrying ``dims`` as its hint.
+    """
     dims = [D.canonical(d) for d in dims]
     t = ctx._imp.b.type_of(x)
     if list(t.shape) == dims:
         return x
     if _static_reshape_ok(dims):
         return ctx.op("reshape", x, shape=dims)
-    return ctx.op("reshape_dynamic", x, runtime_shape(ctx, x, dims), dims=dims)
+    shape = runtime_shape(ctx, x, dims)
+    if shape is None:
+        if fallback is None:
+            ctx.fail(f"cannot reshape {t} to {dims}: the dims cannot be computed at run time")
+        shape = fallback
+    else:
+        allowzero = False
+    return ctx.op("reshape_dynamic", x, shape, allowzero=allowzero, dims=dims)
 
 
 def _resolve_target(ctx, target, in_shape, allowzero):
@@ -277,9 +292,7 @@ def reshape(ctx):
     if target is not None:
         out = _resolve_target(ctx, target, in_shape, allowzero)
         if out is not None:
-            if _static_reshape_ok(out) or all(d in in_shape or isinstance(d, int) for d in out):
-                return reshape_to(ctx, x, out)
-            return ctx.op("reshape_dynamic", x, ctx.input(1), allowzero=allowzero, dims=out)
+            return reshape_to(ctx, x, out, fallback=ctx.input(1), allowzero=allowzero)
     if ctx.type(1).rank != 1 or not isinstance(ctx.shape(1)[0], int):
         ctx.fail(f"the shape operand must be 1-D of static length to know the result rank, got {ctx.type(1)}")
     return ctx.op("reshape_dynamic", x, ctx.input(1), allowzero=allowzero)
