@@ -36,15 +36,20 @@ def fmt_scalar(v) -> str:
     if isinstance(v, (int, np.integer)):
         return str(int(v))
     if isinstance(v, (float, np.floating)):
-        return repr(float(v))
+        f = float(v)
+        if f != f and np.signbit(f):
+            return "-nan"  # the sign of a NaN (numpy's default NaN has it) survives a round trip
+        return repr(f)
     if isinstance(v, str):
         return json.dumps(v)
     return str(v)  # DType, dims
 
 
-def fmt_attr(v, kind: str = "") -> str:
+def fmt_attr(v, kind: str = "", indent: str = "") -> str:
     if v is None:
         return "none"
+    if kind == "graph":  # a region, printed as a nested graph at the node's indentation
+        return print_graph(v, indent)
     if kind == "dims":  # symbolic dims print bare: [batch, 12*seq]
         return "[" + ", ".join(str(x) for x in v) + "]"
     if isinstance(v, tuple):
@@ -59,28 +64,30 @@ def fmt_const_data(arr: np.ndarray) -> str:
     return "[" + ", ".join(fmt_scalar(x.item() if hasattr(x, "item") else x) for x in flat) + "]"
 
 
-def print_graph(g) -> str:
+def print_graph(g, indent: str = "") -> str:
+    """The text form of ``g``; nested graphs (control-flow regions) are indented by two spaces."""
+    ind = indent + "  "
     lines = [f"graph {fmt_name(g.name)}(" + ", ".join(f"%{fmt_name(i)}: {g.types[i]}" for i in g.inputs) + ") {"]
     for c, arr in g.constants.items():
-        line = f"  %{fmt_name(c)}: {g.types[c]} = const"
+        line = f"{ind}%{fmt_name(c)}: {g.types[c]} = const"
         if arr.size <= INLINE_LIMIT:
             line += " " + fmt_const_data(arr)
         lines.append(line)
     for n in g.nodes:
         outs = ", ".join(f"%{fmt_name(o)}: {g.types[o]}" for o in n.outputs)
         ins = ", ".join(f"%{fmt_name(i)}" if i else "none" for i in n.inputs)
-        line = f"  {outs} = {n.op}({ins})"
+        line = f"{ind}{outs} = {n.op}({ins})"
         try:
             schema = get_op(n.op).attrs
         except KeyError:
             schema = {}
         shown = [(k, v) for k, v in n.attrs.items() if k not in schema or v != schema[k].default]
         if shown:
-            line += " {" + ", ".join(f"{k}={fmt_attr(v, schema[k].kind if k in schema else '')}"
+            line += " {" + ", ".join(f"{k}={fmt_attr(v, schema[k].kind if k in schema else '', ind)}"
                                     for k, v in shown) + "}"
         if n.name and n.name != n.outputs[0]:
             line += f" @{fmt_name(n.name)}"
         lines.append(line)
-    lines.append("  return " + ", ".join(f"%{fmt_name(o)}" for o in g.outputs))
-    lines.append("}")
+    lines.append(f"{ind}return " + ", ".join(f"%{fmt_name(o)}" for o in g.outputs))
+    lines.append(indent + "}")
     return "\n".join(lines)

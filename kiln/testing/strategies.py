@@ -935,6 +935,10 @@ def graphs(ops: Sequence[str] | None = None, dtypes: Sequence | None = None, max
             v = pool[draw(st.integers(0, len(pool) - 1))]
             if v not in outs:
                 outs.append(v)
+        if draw(st.integers(0, 9)) == 0:  # now and then an input is passed straight through
+            v = b.graph.inputs[draw(st.integers(0, len(b.graph.inputs) - 1))]
+            if v not in outs:
+                outs.append(v)
         if draw(st.integers(0, 9)) == 0:
             outs.reverse()
         return b.build(outs)
