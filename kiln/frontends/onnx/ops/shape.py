@@ -519,13 +519,14 @@ def slice_v1(ctx):
 @converter("Slice", since=10)
 def slice_v10(ctx):
     def opt(i):
-        return [int(v) for v in ctx.const_value(i).reshape(-1)] if ctx.const_value(i) is not None else None
+        v = ctx.const_value(i)
+        return None if v is None else [int(e) for e in v.reshape(-1)]
 
-    if all(ctx.const_value(i) is not None for i in (1, 2)) and all(
-            not ctx.has_input(i) or ctx.const_value(i) is not None for i in (3, 4)):
-        return _slice(ctx, opt(1), opt(2), opt(3) if ctx.has_input(3) else None,
-                      opt(4) if ctx.has_input(4) else None)
-    axes = opt(3) if ctx.has_input(3) else None
+    given = [i for i in (1, 2, 3, 4) if ctx.has_input(i)]
+    if all(ctx.const_value(i) is not None for i in given):
+        return _slice(ctx, opt(1), opt(2), opt(3), opt(4))
+    # run-time bounds: slice_dynamic, with the axes as an attribute when they are known
+    axes = opt(3)
     axes_in = ctx.input(3) if ctx.has_input(3) and axes is None else None
     if axes is not None:
         axes = [_axis(ctx, a, ctx.rank(0)) for a in axes]
@@ -609,8 +610,10 @@ def _broadcast_result(ctx, xs, target):
             out.append(a)
         elif isinstance(a, int) and isinstance(b, int):
             ctx.fail(f"cannot expand a dim of {a} to {b}")
+        elif isinstance(a, int) or isinstance(b, int):
+            out.append(a if isinstance(a, int) else b)  # the other one must be 1 or equal to it
         else:
-            out.append(a if isinstance(a, int) else b)
+            out.append(None)  # two different symbols: known only at run time
     return out, xs
 
 
@@ -640,8 +643,7 @@ def constant_of_shape(ctx):
     target = known_dims(ctx, 0)
     if target is not None and all(isinstance(d, int) for d in target):
         return ctx.const(np.full(target, v, dtype=v.dtype))
-    return broadcast_to(ctx, ctx.const(v), 0) if target is not None else \
-        ctx.op("broadcast_dynamic", ctx.const(v), ctx.input(0))
+    return broadcast_to(ctx, ctx.const(v), 0)
 
 
 @converter("Tile", since=6)
