@@ -492,3 +492,18 @@ def test_symbolic_batch_through_pools_and_attention():
     g = from_onnx(model)
     assert g.types[g.outputs[0]].shape == ("b", 4, 16)
     assert run_kiln(model, {"Q": q, "K": q, "V": q})[0].shape == (2, 4, 16)
+
+
+def test_attention_symbolic_lengths_match_static():
+    """Causal masks, past keys and a window on symbolic sequence lengths: positions at run time."""
+    q, k, pk = f32(2, 3, 5, 8), f32(2, 3, 5, 8), f32(2, 3, 4, 8)
+    feeds = {"Q": q, "K": k, "V": k, "attn_mask": RNG.random((5, 9)) > 0.3, "past_key": pk, "past_value": pk}
+    sym = {"Q": ["b", 3, "s", 8], "K": ["b", 3, "s", 8], "V": ["b", 3, "s", 8], "attn_mask": ["s", "t"],
+           "past_key": ["b", 3, "p", 8], "past_value": ["b", 3, "p", 8]}
+    attrs = dict(outputs=("y", "pk", "pv"), is_causal=1, left_window_size=3)
+    dynamic = make_model("Attention", feeds, 25, shapes=sym, **attrs)
+    g = from_onnx(dynamic)
+    assert g.types[g.outputs[1]].shape == ("b", 3, "p+s", 8)
+    static = run_kiln(make_model("Attention", feeds, 25, **attrs), feeds)
+    for a, b in zip(run_kiln(dynamic, feeds), static):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -267,15 +267,37 @@ def _neg_inf_where(ctx, allowed, dtype):
     return ctx.op("where", allowed, _scalar(ctx, 0, dtype), _scalar(ctx, -np.inf, dtype))
 
 
-def _positions_bias(ctx, q_len, kv_len, offset, nonpad, causal, left, right, dtype):
-    """The causal / sliding-window bias. Query ``i`` sits at absolute position ``i + offset``
-    (``offset`` = past length, or ``nonpad_kv_seqlen[b] - q_len`` per batch) and may see key ``j``
-    when ``j <= p`` (causal), ``p - left <= j`` and ``j <= p + right`` (windows, -1 = unbounded)."""
-    rel = np.arange(q_len)[:, None] - np.arange(kv_len)[None, :] + offset  # p - j
-    diff = ctx.const(rel.astype(np.int64))
+def _iota(ctx, x, axis):
+    """0, 1, ... along dim ``axis`` of x: an int64 vector typed with that dim (a constant when static,
+    else computed at run time)."""
+    d = _type(ctx, x).shape[axis]
+    if isinstance(d, int):
+        return ctx.const(np.arange(d, dtype=np.int64))
+    n = ctx.op("shape", x, start=axis, end=axis + 1)
+    r = ctx.op("range", ctx.const(np.int64(0)), ctx.op("reshape", n, shape=[]), ctx.const(np.int64(1)))
+    return ctx.op("reshape_dynamic", r, n, dims=[d])
+
+
+def _dim_value(ctx, x, axis):
+    """Dim ``axis`` of x as an int64 [1] tensor (a constant when static)."""
+    d = _type(ctx, x).shape[axis]
+    return ctx.const(np.array([d], np.int64)) if isinstance(d, int) else ctx.op("shape", x, start=axis, end=axis + 1)
+
+
+def _positions_bias(ctx, q, k, past, nonpad, causal, left, right, dtype):
+    """The causal / sliding-window bias for queries ``q`` and keys ``k`` ([B, H, len, D]). Query ``i``
+    sits at absolute position ``p = i + offset`` (``offset`` = past length, or ``nonpad_kv_seqlen[b] -
+    q_len`` per batch) and may see key ``j`` when ``j <= p`` (causal), ``p - left <= j`` and
+    ``j <= p + right`` (windows, -1 = unbounded). Sequence lengths may be symbolic."""
+    q_len, kv_len = _type(ctx, q).shape[2], _type(ctx, k).shape[2]
+    rows = ctx.op("reshape", _iota(ctx, q, 2), shape=[q_len, 1])
+    cols = ctx.op("reshape", _iota(ctx, k, 2), shape=[1, kv_len])
+    diff = ctx.op("sub", rows, cols)  # p - j, before the offset
+    if past is not None:
+        diff = ctx.op("add", diff, _dim_value(ctx, past, 2))
     if nonpad is not None:
         per_batch = ctx.op("sub", ctx.op("reshape", nonpad, shape=[_type(ctx, nonpad).shape[0], 1, 1, 1]),
-                           ctx.const(np.int64(q_len)))
+                           _dim_value(ctx, q, 2))
         diff = ctx.op("add", diff, per_batch)  # [B, 1, q, kv]
     allowed = None
     conds = []
@@ -339,18 +361,13 @@ def attention(ctx):
     nonpad = ctx.input(6) if ctx.has_input(6) else None
     if nonpad is not None and ctx.has_input(4):
         ctx.fail("nonpad_kv_seqlen cannot be combined with past_key / past_value")
-    past_len = 0
-    if ctx.has_input(4):
-        past_len = ctx.shape(4)[2]
+    past = ctx.input(4) if ctx.has_input(4) else None
+    if past is not None:
         k = ctx.op("concat", ctx.input(4), k, axis=2)
         v = ctx.op("concat", ctx.input(5), v, axis=2)
     present_k, present_v = k, v
     b, hq, q_len, dq = _type(ctx, q).shape
     hkv, kv_len = _type(ctx, k).shape[1:3]
-    if not all(isinstance(d, int) for d in (q_len, kv_len, past_len)) and (
-            ctx.attr("is_causal", 0) or ctx.has_input(3) or ctx.attr("left_window_size", -1) >= 0
-            or ctx.attr("right_window_size", -1) >= 0 or nonpad is not None):
-        ctx.fail(f"masks need static sequence lengths, got q {q_len}, kv {kv_len}")
 
     # scores
     scale = ctx.attr("scale", None)
@@ -379,16 +396,16 @@ def attention(ctx):
         mask = ctx.input(3)
         mt = ctx.type(3)
         short = dims.sub(kv_len, mt.shape[-1])
-        if isinstance(short, int) and short > 0:  # pad the mask's key axis to kv_len
+        if isinstance(short, int) and short > 0:  # pad the mask's key axis to kv_len (symbolic: assume it covers)
             fill = np.full(tuple(mt.shape[:-1]) + (short,), False if mt.dtype.kind == "bool" else -np.inf)
             mask = ctx.op("concat", mask, ctx.const(fill.astype(mt.dtype.np)), axis=-1)
         bias = _neg_inf_where(ctx, mask, dt) if mt.dtype.kind == "bool" else mask
     causal = bool(ctx.attr("is_causal", 0))
     left, right = ctx.attr("left_window_size", -1), ctx.attr("right_window_size", -1)
     if causal or left >= 0 or right >= 0:
-        bias = _add_bias(ctx, bias, _positions_bias(ctx, q_len, kv_len, past_len, nonpad, causal, left, right, dt))
+        bias = _add_bias(ctx, bias, _positions_bias(ctx, q, k, past, nonpad, causal, left, right, dt))
     if nonpad is not None:
-        seen = ctx.op("less", ctx.const(np.arange(kv_len, dtype=np.int64)),
+        seen = ctx.op("less", _iota(ctx, k, 2),
                       ctx.op("reshape", nonpad, shape=[_type(ctx, nonpad).shape[0], 1]))
         pad_bias = _neg_inf_where(ctx, ctx.op("reshape", seen, shape=[_type(ctx, nonpad).shape[0], 1, 1, kv_len]), dt)
         bias = _add_bias(ctx, bias, pad_bias)
