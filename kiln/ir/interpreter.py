@@ -72,6 +72,11 @@ def interpret(graph: Graph, inputs, *, check_types: bool = True) -> dict:
 
     Returns a dict output name -> numpy array, in graph output order.
     """
+    return dict(zip(graph.outputs, run_graph(graph, inputs, check_types=check_types)))
+
+
+def run_graph(graph: Graph, inputs, *, check_types: bool = True) -> list:
+    """Like :func:`interpret`, but returns the outputs as a list (a value may be output twice)."""
     env, syms = bind_inputs(graph, inputs)
     env.update(graph.constants)
     for node in graph.nodes:
@@ -95,4 +100,4 @@ def interpret(graph: Graph, inputs, *, check_types: bool = True) -> dict:
                         f"{node.label}: output '{name}' has dtype {r.dtype}, its type says {t.dtype.long_name}")
                 _check_shape(r.shape, t.shape, syms, f"{node.label}: output '{name}'", t)
             env[name] = r
-    return {o: env[o] for o in graph.outputs}
+    return [env[o] for o in graph.outputs]

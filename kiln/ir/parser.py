@@ -116,7 +116,9 @@ def _continues(lx: _Lexer) -> bool:
     return t in ("*", "+", "-") or (k == "num" and t.startswith("-"))
 
 
-def _parse_literal(lx: _Lexer):
+def _parse_literal(lx: _Lexer, constants=None):
+    if lx.peek()[1] == "graph":
+        return _parse_graph(lx, constants or {})
     k, t, line = lx.next()
     if t == "[":
         items = []
@@ -147,9 +149,19 @@ def _parse_literal(lx: _Lexer):
 
 
 def parse(text: str, constants=None) -> Graph:
-    """Parse IR text into a :class:`Graph` (see :mod:`kiln.ir.printer` for the format)."""
-    constants = constants or {}
+    """Parse IR text into a :class:`Graph` (see :mod:`kiln.ir.printer` for the format).
+
+    ``constants`` supplies the data of constants printed without it (nested graphs included).
+    """
     lx = _Lexer(text)
+    g = _parse_graph(lx, constants or {})
+    k, t, line = lx.peek()
+    if k != "eof":
+        raise ParseError(f"line {line}: unexpected {t!r} after the graph")
+    return g
+
+
+def _parse_graph(lx: _Lexer, constants) -> Graph:
     lx.expect("graph")
     k, name, line = lx.next()
     g = Graph(_name(name))
@@ -240,7 +252,7 @@ def parse(text: str, constants=None) -> Graph:
             while True:
                 k, key, line2 = lx.next()
                 lx.expect("=")
-                attrs[key] = _parse_literal(lx)
+                attrs[key] = _parse_literal(lx, constants)
                 if lx.accept("}"):
                     break
                 lx.expect(",")

@@ -54,6 +54,12 @@ def verify(g: Graph) -> Graph:
             raise VerificationError(str(e)) from None
         if attrs != dict(n.attrs):
             raise VerificationError(f"{n.label}: attributes {dict(n.attrs)} are not in canonical form {attrs}")
+        for key, schema in opdef.attrs.items():
+            if schema.kind == "graph" and attrs[key] is not None:
+                try:
+                    verify(attrs[key])
+                except VerificationError as e:
+                    raise VerificationError(f"{n.label}, region '{key}': {e}") from None
         try:
             types = infer_node(opdef, [g.types[v] if v else None for v in n.inputs], attrs, n.label)
         except (ValueError, TypeError) as e:

@@ -161,6 +161,18 @@ class NodeContext:
             return [x.decode() if isinstance(x, bytes) else x for x in v]
         return v
 
+    def region(self, attr_name: str, input_types=()):
+        """Convert the graph attribute ``attr_name`` into a kiln graph.
+
+        ``input_types`` gives the body's formal input types (None: as the body declares them).
+        Returns ``(graph, captures)``: the body graph takes its formal inputs, then one input per
+        captured enclosing value; ``captures`` are those values' names here.
+        """
+        a = self._attrs.get(attr_name)
+        if a is None or not a.HasField("g"):
+            self.fail(f"missing graph attribute '{attr_name}'")
+        return RegionImporter(self._imp, a.g, input_types).run()
+
     # --- emitting ------------------------------------------------------------------------------
     def op(self, op_name: str, *inputs, **attrs):
         """Emit a core op (folded to a constant when every operand is a constant)."""
@@ -186,6 +198,7 @@ class Importer:
         self.input_shapes = dict(input_shapes or {})
         self.b = GraphBuilder(_safe_graph_name(self.g.name))
         self.alias: dict = {}  # onnx value name -> kiln value name
+        self.pinned: set = set()  # values that keep their name (region captures and copied constants)
         reserved = {v for n in self.g.node for v in list(n.input) + list(n.output)}
         reserved |= {i.name for i in self.g.input} | {i.name for i in self.g.initializer}
         self.b.reserve(reserved)
@@ -206,19 +219,25 @@ class Importer:
         self._check_supported()
         self._initializers()
         self._inputs()
+        return self._walk()
+
+    def _walk(self):
         for node in self.g.node:
             self._convert(node)
         outs = []
         for o in self.g.output:
-            if o.name not in self.alias:
-                raise ConversionError(f"graph output '{o.name}' is not produced by any node")
-            v = self.alias[o.name]
+            v = self._output_value(o.name)
             if v != o.name:
                 v = self._name_output(v, o.name)
             outs.append(v)
         graph = self.b.build(outs)
         graph.prune_constants()
         return graph
+
+    def _output_value(self, name: str) -> str:
+        if name not in self.alias:
+            raise ConversionError(f"graph output '{name}' is not produced by any node")
+        return self.alias[name]
 
     def _check_supported(self):
         seen, missing = set(), []
@@ -270,23 +289,12 @@ class Importer:
                     continue
                 del self.b.graph.constants[vi.name]
                 del self.b.graph.types[vi.name]
-            tt = vi.type
-            if not tt.HasField("tensor_type"):
-                raise ConversionError(f"graph input '{vi.name}' is not a tensor ({tt.WhichOneof('value')})")
-            dt = onnx_dtype(tt.tensor_type.elem_type, f"graph input '{vi.name}'")
             if vi.name in self.input_shapes:
+                dt = value_info_type(vi, "graph input", need_shape=False).dtype
                 shape = [_dims.sanitize_symbol(d) if isinstance(d, str) else int(d) for d in self.input_shapes[vi.name]]
-            elif not tt.tensor_type.HasField("shape"):
-                raise ConversionError(f"graph input '{vi.name}' has no shape; pass input_shapes={{'{vi.name}': [...]}}")
             else:
-                shape = []
-                for k, d in enumerate(tt.tensor_type.shape.dim):
-                    if d.HasField("dim_value"):
-                        shape.append(int(d.dim_value))
-                    elif d.dim_param:
-                        shape.append(_dims.sanitize_symbol(d.dim_param))
-                    else:
-                        shape.append(_dims.sanitize_symbol(f"{vi.name}_{k}"))
+                t = value_info_type(vi, "graph input")
+                dt, shape = t.dtype, t.shape
             self.alias[vi.name] = self.b.input(vi.name, dt, shape)
 
     def _convert(self, node):
@@ -313,6 +321,7 @@ class Importer:
                                   f"for {len(outs)} outputs")
         new_values = {o for n in self.b.graph.nodes[start:] for o in n.outputs}
         new_values |= set(self.b.graph.constants) - consts_before
+        new_values -= self.pinned
         renames = {}
         for o, v in zip(outs, result):
             if not o or v is None:
@@ -361,6 +370,73 @@ class Importer:
                 raise ConversionError(f"{where}: folding gave {val.dtype}, type says {t.dtype}")
             return b.const(val, self.hint(ctx))
         return b.op(op_name, *inputs, name=ctx.name, **attrs)
+
+
+def value_info_type(vi, what: str, need_shape: bool = True) -> TensorType:
+    """The TensorType an ONNX ValueInfo declares; unnamed unknown dims get a symbol named after it."""
+    tt = vi.type
+    if not tt.HasField("tensor_type"):
+        raise ConversionError(f"{what} '{vi.name}' is not a tensor ({tt.WhichOneof('value')}); "
+                              f"sequences, maps and optionals are not supported")
+    dt = onnx_dtype(tt.tensor_type.elem_type, f"{what} '{vi.name}'")
+    if not tt.tensor_type.HasField("shape"):
+        if need_shape:
+            raise ConversionError(f"{what} '{vi.name}' has no shape; pass input_shapes={{'{vi.name}': [...]}}")
+        return TensorType(dt, ())
+    shape = []
+    for k, d in enumerate(tt.tensor_type.shape.dim):
+        if d.HasField("dim_value"):
+            shape.append(int(d.dim_value))
+        elif d.dim_param:
+            shape.append(_dims.sanitize_symbol(d.dim_param))
+        else:
+            shape.append(_dims.sanitize_symbol(f"{vi.name}_{k}"))
+    return TensorType(dt, shape)
+
+
+class RegionImporter(Importer):
+    """Converts the body of a control-flow node (If branch, Loop or Scan body) into its own graph.
+
+    ONNX bodies read values of the enclosing graphs directly; kiln regions are isolated, so each
+    such value becomes an extra body input (a *capture*) and the node passes it as an operand.
+    Constants of the enclosing graph are copied in instead, so they keep folding inside the body.
+    """
+
+    def __init__(self, parent: Importer, graph_proto, input_types):
+        self.model, self.g, self.opsets, self.input_shapes = parent.model, graph_proto, parent.opsets, {}
+        self.parent = parent
+        self.formal_types = list(input_types)
+        self.b = GraphBuilder(_safe_graph_name(graph_proto.name))
+        self.alias, self.pinned = {}, set()
+        self.captures: list = []  # enclosing-graph values, in the order of the capture inputs
+        self.b.reserve({v for n in graph_proto.node for v in list(n.input) + list(n.output)}
+                       | {i.name for i in graph_proto.input} | {i.name for i in graph_proto.initializer})
+
+    def run(self):
+        self._initializers()
+        for vi, t in zip(self.g.input, self.formal_types + [None] * len(self.g.input)):
+            if t is None:
+                t = value_info_type(vi, f"input of region '{self.g.name}'")
+            self.alias[vi.name] = self.b.input(vi.name, t.dtype, t.shape)
+        return self._walk(), self.captures
+
+    def value_of(self, onnx_name: str, ctx=None) -> str:
+        if onnx_name in self.alias:
+            return self.alias[onnx_name]
+        outer = self.parent.value_of(onnx_name, ctx)
+        pg = self.parent.b.graph
+        if outer in pg.constants:
+            v = self.b.const(pg.constants[outer], onnx_name)
+        else:
+            t = pg.types[outer]
+            v = self.b.input(self.b.fresh(onnx_name), t.dtype, t.shape)
+            self.captures.append(outer)
+        self.alias[onnx_name] = v
+        self.pinned.add(v)
+        return v
+
+    def _output_value(self, name: str) -> str:
+        return self.value_of(name)
 
 
 def _safe_graph_name(name: str) -> str:
