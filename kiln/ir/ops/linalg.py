@@ -41,9 +41,10 @@ class MatMul:
 
     def reference(a, b):
         ct = _compute_dtype(a.dtype)
-        if ct != a.dtype:
-            return np.matmul(a.astype(ct), b.astype(ct)).astype(a.dtype)
-        return np.matmul(a, b)
+        with np.errstate(all="ignore"):  # inf/NaN operands give inf/NaN, as on every target
+            if ct != a.dtype:
+                return np.matmul(a.astype(ct), b.astype(ct)).astype(a.dtype)
+            return np.matmul(a, b)
 
 
 # --- window geometry ----------------------------------------------------------------------------
@@ -190,7 +191,8 @@ class Conv:
         perm = (0, 1) + tuple(range(3, 3 + ns)) + (2,) + tuple(range(3 + ns, 3 + 2 * ns))
         cols = np.transpose(v, perm).reshape(n, group, p, cg * ksize)
         wm = w.astype(ct, copy=False).reshape(group, m // group, cg * ksize).transpose(0, 2, 1)
-        y = np.matmul(cols, wm)  # [N, G, P, M/G]
+        with np.errstate(all="ignore"):
+            y = np.matmul(cols, wm)  # [N, G, P, M/G]
         y = y.transpose(0, 1, 3, 2).reshape((n, m) + tuple(sizes))
         if bias is not None:
             y = y + bias.astype(ct).reshape((m,) + (1,) * ns)
@@ -252,7 +254,8 @@ class ConvTranspose:
         # every (input position, tap) product: [N, G, Mg, *K, *in]
         xg = x.astype(ct, copy=False).reshape((n, group, c // group, -1))
         wg = w.astype(ct, copy=False).reshape((group, c // group, mg * int(np.prod(kernel))))
-        cols = np.matmul(wg.transpose(0, 2, 1), xg)  # [N, G, Mg*K, P]
+        with np.errstate(all="ignore"):
+            cols = np.matmul(wg.transpose(0, 2, 1), xg)  # [N, G, Mg*K, P]
         cols = cols.reshape((n, group, mg) + tuple(kernel) + tuple(ins))
         full = [(ins[i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 + opad[i] for i in range(ns)]
         y = np.zeros((n, group, mg) + tuple(full), dtype=ct)
