@@ -416,3 +416,52 @@ def test_symbolic_flatten_trilu_and_depth_to_space():
 def test_resize_11_tf_half_pixel_for_nn():
     check("Resize", {"x": IMG, "r": np.zeros(0, np.float32), "s": np.array([1, 1, 2, 0.5], np.float32)}, 11,
           initializers=("r",), mode="nearest", coordinate_transformation_mode="tf_half_pixel_for_nn")
+
+
+def _attention_model(opset=13):
+    """Multi-head self-attention as exporters write it: shapes computed from Shape/Gather/Concat."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((64, 64)).astype(np.float32) * 0.1
+    inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(np.array(0, np.int64), "i0"), numpy_helper.from_array(np.array(1, np.int64), "i1"),
+             numpy_helper.from_array(np.array([0], np.int64), "ax0"), numpy_helper.from_array(np.array([4], np.int64), "c4"),
+             numpy_helper.from_array(np.array([16], np.int64), "c16"), numpy_helper.from_array(np.array([64], np.int64), "c64"),
+             numpy_helper.from_array(np.array(4.0, np.float32), "scale")]
+    n = helper.make_node
+    nodes = [
+        n("MatMul", ["x", "W"], ["q"]),
+        n("Shape", ["x"], ["s"]),
+        n("Gather", ["s", "i0"], ["b"], axis=0), n("Gather", ["s", "i1"], ["t"], axis=0),
+        n("Unsqueeze", ["b", "ax0"], ["bu"]), n("Unsqueeze", ["t", "ax0"], ["tu"]),
+        n("Concat", ["bu", "tu", "c4", "c16"], ["shp"], axis=0),
+        n("Reshape", ["q", "shp"], ["q4"]),
+        n("Transpose", ["q4"], ["qh"], perm=[0, 2, 1, 3]),
+        n("Transpose", ["q4"], ["kh"], perm=[0, 2, 3, 1]),
+        n("MatMul", ["qh", "kh"], ["sc"]), n("Div", ["sc", "scale"], ["sc2"]),
+        n("Softmax", ["sc2"], ["p"], axis=-1),
+        n("MatMul", ["p", "qh"], ["o"]),
+        n("Transpose", ["o"], ["o2"], perm=[0, 2, 1, 3]),
+        n("Concat", ["bu", "tu", "c64"], ["shp2"], axis=0),
+        n("Reshape", ["o2", "shp2"], ["y"]),
+        n("Shape", ["y"], ["ys"]),
+        n("Slice", ["ys", "ax0", "c4"], ["ys2"]),   # ys[0:4] = all
+        n("ConstantOfShape", ["ys2"], ["z"], value=numpy_helper.from_array(np.array([1.0], np.float32))),
+        n("Add", ["y", "z"], ["out"]),
+        n("Flatten", ["out"], ["flat"], axis=2),
+    ]
+    g = helper.make_graph(nodes, "attn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 64])],
+                     [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "seq", 64]),
+                      helper.make_tensor_value_info("flat", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_symbolic_dims_through_exported_attention():
+    m = _attention_model()
+    g = from_onnx(m)
+    assert g.types["out"].shape == ("batch", "seq", 64)
+    assert g.types["flat"].shape == ("batch*seq", 64)
+    assert g.types["sc"].shape == ("batch", 4, "seq", "seq")
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    for shape in [(2, 5, 64), (3, 1, 64)]:
+        x = RNG.standard_normal(shape).astype(np.float32)
+        for a, w in zip(kiln.interpret(g, [x]).values(), sess.run(None, {"x": x})):
+            np.testing.assert_allclose(a, w, rtol=1e-4, atol=1e-5)
