@@ -31,21 +31,9 @@ def collect_cases():
 
 
 def _ops_of(model) -> tuple:
-    out = []
+    from .importer import iter_nodes, qualified_op
 
-    def walk(g):
-        for n in g.node:
-            name = f"{n.domain}.{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
-            if name not in out:
-                out.append(name)
-            for a in n.attribute:
-                if a.HasField("g"):
-                    walk(a.g)
-                for sg in a.graphs:
-                    walk(sg)
-
-    walk(model.graph)
-    return tuple(out)
+    return tuple(dict.fromkeys(qualified_op(n) for n in iter_nodes(model.graph)))
 
 
 def compare(expected: np.ndarray, actual: np.ndarray, rtol: float, atol: float, what: str):

@@ -242,22 +242,14 @@ class Importer:
     def _check_supported(self):
         seen, missing = set(), []
 
-        def walk(graph):
-            for n in graph.node:
-                dom = "" if n.domain in ("", "ai.onnx") else n.domain
-                opset = self.opsets.get(dom, 1)
-                if lookup(dom, n.op_type, opset) is None:
-                    key = (f"{dom}.{n.op_type}" if dom else n.op_type, opset)
-                    if key not in seen:
-                        seen.add(key)
-                        missing.append((key[0], opset, n.name or (n.output[0] if n.output else "")))
-                for a in n.attribute:
-                    if a.HasField("g"):
-                        walk(a.g)
-                    for sg in a.graphs:
-                        walk(sg)
-
-        walk(self.g)
+        for n in iter_nodes(self.g):
+            dom = "" if n.domain in ("", "ai.onnx") else n.domain
+            opset = self.opsets.get(dom, 1)
+            if lookup(dom, n.op_type, opset) is None:
+                key = (qualified_op(n), opset)
+                if key not in seen:
+                    seen.add(key)
+                    missing.append((key[0], opset, n.name or (n.output[0] if n.output else "")))
         if missing:
             source = f"ONNX graph '{self.g.name or 'main'}'"
             if self.opsets[""] < MIN_OPSET:
@@ -370,6 +362,22 @@ class Importer:
                 raise ConversionError(f"{where}: folding gave {val.dtype}, type says {t.dtype}")
             return b.const(val, self.hint(ctx))
         return b.op(op_name, *inputs, name=ctx.name, **attrs)
+
+
+def iter_nodes(graph_proto):
+    """Every node of an ONNX graph, those of nested bodies (If/Loop/Scan) included, in order."""
+    for n in graph_proto.node:
+        yield n
+        for a in n.attribute:
+            if a.HasField("g"):
+                yield from iter_nodes(a.g)
+            for sg in a.graphs:
+                yield from iter_nodes(sg)
+
+
+def qualified_op(node) -> str:
+    """``OpType`` for the default domain, ``domain.OpType`` otherwise."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
 
 
 def value_info_type(vi, what: str, need_shape: bool = True) -> TensorType:
