@@ -181,9 +181,10 @@ def test_average_pool_1d_3d():
     check("AveragePool", {"x": f32(1, 1, 4, 5, 6)}, 11, kernel_shape=[2, 2, 3], pads=[0, 1, 1, 1, 0, 1])
 
 
+@pytest.mark.parametrize("opset", [7, 11, 18])
 @pytest.mark.parametrize("p", [1, 2, 3])
-def test_lp_pool(p):
-    check("LpPool", {"x": f32(1, 2, 7, 6)}, 18, kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 1, 1], p=p)
+def test_lp_pool(opset, p):
+    check("LpPool", {"x": f32(1, 2, 7, 6)}, opset, kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 1, 1], p=p)
 
 
 def test_lp_pool_ceil_mode_counts_every_tap():
