@@ -160,8 +160,12 @@ class PassManager:
         path.write_text(str(graph) + "\n")
         return str(path)
 
-    def run(self, graph: Graph) -> Graph:
-        ctx = self.ctx
+    name = "pipeline"
+
+    def run(self, graph: Graph, ctx: PassContext | None = None) -> Graph:
+        """Run the pipeline on ``graph``; ``ctx`` (when a PassManager runs inside another) overrides
+        the manager's own context for this run."""
+        ctx = ctx or self.ctx
         self.report = PassReport()
         if ctx.debug:
             _verify(graph, "the pipeline's input graph")

@@ -142,3 +142,12 @@ def test_passes_are_pure_on_drawn_graphs():
             assert (str(g), dict(g.types), list(g.nodes), dict(g.constants)) == before, p.name
 
     check()
+
+
+def test_a_pipeline_nests_as_a_pass():
+    inner = PassManager([Simplify(), FoldConstants()])
+    outer = PassManager([inner, CommonSubexpressions(), DeadCodeElimination()], PassContext(debug=True))
+    out = outer.run(kiln.parse(TEXT))
+    assert str(out) == str(kiln.parse(EXPECTED))
+    assert [r.name for r in outer.report] == ["pipeline", "cse", "dce"]
+    assert [r.name for r in inner.report] == ["simplify", "fold_constants"]
