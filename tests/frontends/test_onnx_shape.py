@@ -422,10 +422,9 @@ def _attention_model(opset=13):
     """Multi-head self-attention as exporters write it: shapes computed from Shape/Gather/Concat."""
     rng = np.random.default_rng(0)
     W = rng.standard_normal((64, 64)).astype(np.float32) * 0.1
-    inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(np.array(0, np.int64), "i0"), numpy_helper.from_array(np.array(1, np.int64), "i1"),
-             numpy_helper.from_array(np.array([0], np.int64), "ax0"), numpy_helper.from_array(np.array([4], np.int64), "c4"),
-             numpy_helper.from_array(np.array([16], np.int64), "c16"), numpy_helper.from_array(np.array([64], np.int64), "c64"),
-             numpy_helper.from_array(np.array(4.0, np.float32), "scale")]
+    consts = {"i0": 0, "i1": 1, "ax0": [0], "c4": [4], "c16": [16], "c64": [64]}
+    inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(np.array(4.0, np.float32), "scale")]
+    inits += [numpy_helper.from_array(np.array(v, I64), k) for k, v in consts.items()]
     n = helper.make_node
     nodes = [
         n("MatMul", ["x", "W"], ["q"]),
@@ -448,9 +447,10 @@ def _attention_model(opset=13):
         n("Add", ["y", "z"], ["out"]),
         n("Flatten", ["out"], ["flat"], axis=2),
     ]
-    g = helper.make_graph(nodes, "attn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 64])],
-                     [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "seq", 64]),
-                      helper.make_tensor_value_info("flat", TensorProto.FLOAT, None)], inits)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 64])
+    outs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "seq", 64]),
+            helper.make_tensor_value_info("flat", TensorProto.FLOAT, None)]
+    g = helper.make_graph(nodes, "attn", [x], outs, inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
