@@ -209,7 +209,8 @@ def _resize_axis(y, axis, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude
 # --- grid sampling -----------------------------------------------------------------------------
 
 @op("grid_sample", inputs=("x", "grid"),
-    attrs={"mode": Attr("str", "linear", MODES), "padding_mode": Attr("str", "zeros", ("zeros", "border", "reflection")),
+    attrs={"mode": Attr("str", "linear", MODES),
+           "padding_mode": Attr("str", "zeros", ("zeros", "border", "reflection")),
            "align_corners": Attr("bool", False)})
 class GridSample:
     """Sample x [N, C, *spatial] at the normalized points of grid [N, *out, D] (last axis ordered

@@ -112,7 +112,8 @@ class Shape:
 @op("transpose", inputs=("x",), attrs={"perm": Attr("ints")}, traits=("injective",))
 class Transpose:
     def infer(x: TensorType, perm):
-        require(sorted(perm) == list(range(x.rank)), f"transpose: perm {list(perm)} is not a permutation of rank {x.rank}")
+        require(sorted(perm) == list(range(x.rank)),
+                f"transpose: perm {list(perm)} is not a permutation of rank {x.rank}")
         return TensorType(x.dtype, [x.shape[p] for p in perm])
 
     def reference(x, perm):
