@@ -16,14 +16,9 @@ from ..registry import converter
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _type(ctx, v):
-    """Type of any kiln value the converter holds (not only the node's inputs)."""
-    return ctx._imp.b.type_of(v)
-
-
 def _k(ctx, value, like):
     """A scalar constant with the dtype of value ``like`` (or of a kiln dtype)."""
-    dt = like if isinstance(like, kd.DType) else _type(ctx, like).dtype
+    dt = like if isinstance(like, kd.DType) else ctx.type_of(like).dtype
     return ctx.const(np.array(value, dtype=np.float64).astype(dt.np) if dt.is_float
                      else np.array(value).astype(dt.np))
 
@@ -31,7 +26,7 @@ def _k(ctx, value, like):
 def _cast(ctx, v, to):
     """Cast value ``v`` to kiln dtype ``to`` (no op when it already has it)."""
     to = kd.dtype(to)
-    return v if _type(ctx, v).dtype == to else ctx.op("cast", v, to=to)
+    return v if ctx.type_of(v).dtype == to else ctx.op("cast", v, to=to)
 
 
 def _dtype_attr(ctx, name, default=None):
@@ -387,7 +382,7 @@ def thresholded_relu(ctx, x):
 def shrink(ctx, x):
     bias, lambd = ctx.attr("bias", 0.0), ctx.attr("lambd", 0.5)
     lo, hi = -lambd, lambd
-    if not _type(ctx, x).dtype.is_float:  # integer x: compare against the nearest integer bounds
+    if not ctx.type_of(x).dtype.is_float:  # integer x: compare against the nearest integer bounds
         lo, hi = math.ceil(lo), math.floor(hi)
     below = ctx.op("less", x, _k(ctx, lo, x))
     above = ctx.op("greater", x, _k(ctx, hi, x))
@@ -439,7 +434,7 @@ _QRANGE = {
 
 def _expand_param(ctx, p, x_shape, axis, block_size, what):
     """Reshape a scale or zero point so it broadcasts against x (per-tensor, per-axis or blocked)."""
-    t = _type(ctx, p)
+    t = ctx.type_of(p)
     rank = len(x_shape)
     if t.rank == 0:
         return p

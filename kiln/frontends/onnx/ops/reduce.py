@@ -37,25 +37,20 @@ def _norm_axis(ctx, axis: int, rank: int, what: str = "axis") -> int:
     return axis % rank if rank else 0
 
 
-def _type(ctx, v):
-    """The type of any value built so far (NodeContext only offers the node's inputs' types)."""
-    return ctx._imp.b.type_of(v)
-
-
 def _to_float(ctx, v):
     """(v as a float tensor, its original dtype): ints go through float64, floats stay."""
-    dt = _type(ctx, v).dtype
+    dt = ctx.type_of(v).dtype
     return (v, dt) if dt.is_float else (ctx.op("cast", v, to=kd.float64), dt)
 
 
 def _back(ctx, v, dt):
     """``v`` cast to ``dt`` (no op when it already is)."""
-    return v if _type(ctx, v).dtype == dt else ctx.op("cast", v, to=dt)
+    return v if ctx.type_of(v).dtype == dt else ctx.op("cast", v, to=dt)
 
 
 def _channel_param(ctx, v, rank: int):
     """Reshape a per-channel vector [C] to [C, 1, ...] so it broadcasts over [N, C, D1, ...]."""
-    t = _type(ctx, v)
+    t = ctx.type_of(v)
     if t.rank != 1:
         ctx.fail(f"per-channel parameter must be 1-D, got {t}")
     return ctx.op("reshape", v, shape=[t.shape[0]] + [1] * (rank - 2))
@@ -129,7 +124,7 @@ def _reduce_body(kind):
     def log_sum_exp(ctx, x, ax, kd_):
         # log(sum(exp(x - m))) + m with m the max, taken as 0 where it is infinite (all -inf, or empty)
         xf, dt = _to_float(ctx, x)
-        f = _type(ctx, xf).dtype
+        f = ctx.type_of(xf).dtype
         m = ax.reduce(ctx, "max", xf, True)
         m = ctx.op("where", ctx.op("isinf", m), _scalar(ctx, 0, f), m)
         s = ax.reduce(ctx, "sum", ctx.op("exp", ctx.op("sub", xf, m)), kd_)
@@ -207,7 +202,7 @@ def log_softmax(ctx, x, axes):
 
 def _hardmax_axis(ctx, x, axis):
     """1 at the first maximum along ``axis``, 0 elsewhere: max mask, then keep its first 1 (cumsum)."""
-    dt = _type(ctx, x).dtype
+    dt = ctx.type_of(x).dtype
     is_max = ctx.op("equal", x, ctx.op("reduce_max", x, axes=(axis,), keepdims=True))
     count = ctx.op("cumsum", ctx.op("cast", is_max, to=kd.int32), axis=axis)
     first = ctx.op("and", is_max, ctx.op("equal", count, _scalar(ctx, 1, kd.int32)))
@@ -262,7 +257,7 @@ def _moments(ctx, x, axes):
 
 
 def _inv_std(ctx, var, eps):
-    dt = _type(ctx, var).dtype
+    dt = ctx.type_of(var).dtype
     return ctx.op("rsqrt", ctx.op("add", var, _scalar(ctx, eps, dt)))
 
 
@@ -395,7 +390,7 @@ def _batch_norm(ctx, training: bool, spatial: bool = True):
         if not ctx.has_output(len(outs)):
             outs.append(None)
             continue
-        st = _type(ctx, ctx.input(i)).dtype
+        st = ctx.type_of(ctx.input(i)).dtype
         flat = _back(ctx, ctx.op("reshape", batch_stat, shape=list(ctx.shape(i))), st)
         running = ctx.op("add", ctx.op("mul", ctx.input(i), _scalar(ctx, mom, st)),
                          ctx.op("mul", flat, _scalar(ctx, 1 - mom, st)))
@@ -480,7 +475,7 @@ def nll_loss(ctx, logp, target, weight, reduction: str, ignore_index):
 
     The target class is picked with a one-hot mask (target == iota over C), so no gather is needed.
     """
-    lt, tt = _type(ctx, logp), _type(ctx, target)
+    lt, tt = ctx.type_of(logp), ctx.type_of(target)
     if lt.rank < 2 or tt.rank != lt.rank - 1:
         ctx.fail(f"input must be [N, C, d1, ...] and target [N, d1, ...], got {lt} and {tt}")
     if not tt.dtype.is_int:
