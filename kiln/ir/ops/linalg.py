@@ -172,7 +172,8 @@ class Conv:
             require(m % group == 0, f"conv: {m} output channels do not split into {group} groups")
         if bias is not None:
             require(bias.dtype == x.dtype, f"conv: bias dtype {bias.dtype} differs from {x.dtype}")
-            require(bias.rank == 1 and (bias.shape[0] == m or not isinstance(m, int) or not isinstance(bias.shape[0], int)),
+            bm = bias.shape[0] if bias.rank == 1 else None
+            require(bias.rank == 1 and (bm == m or not isinstance(m, int) or not isinstance(bm, int)),
                     f"conv: bias must be [{m}], got {bias}")
         out = _windowed_shape("conv", x, kernel, strides, dilations, pads)
         out[1] = m
@@ -233,7 +234,8 @@ class ConvTranspose:
             require(c == w.shape[0], f"conv_transpose: input has {c} channels, weight {w} wants {w.shape[0]}")
             require(c % group == 0, f"conv_transpose: {c} input channels do not split into {group} groups")
         if bias is not None:
-            require(bias.dtype == x.dtype and bias.rank == 1, f"conv_transpose: bias must be [{m}] {x.dtype}, got {bias}")
+            require(bias.dtype == x.dtype and bias.rank == 1,
+                    f"conv_transpose: bias must be [{m}] {x.dtype}, got {bias}")
         out = [x.shape[0], m]
         for i in range(n):
             full = dilations[i] * (kernel[i] - 1) + 1 + opad[i] - pads[i] - pads[n + i]

@@ -80,6 +80,14 @@ def _window_pads(ctx, in_shape, kernel, strides, dilations):
     return begins + ends
 
 
+def _operands(*values):
+    """Operands without trailing absent optional ones (so the IR reads conv(%x, %w))."""
+    values = list(values)
+    while values and values[-1] is None:
+        values.pop()
+    return values
+
+
 def _spatial_rank(ctx, i=0):
     r = ctx.rank(i)
     if r < 3:
@@ -131,7 +139,7 @@ def conv(ctx):
         ctx.fail(f"the weight's spatial dims must be static, got {ctx.type(1)}")
     strides, dilations = _conv_geometry(ctx, kernel)
     pads = _window_pads(ctx, ctx.shape(0)[2:], kernel, strides, dilations)
-    return ctx.op("conv", ctx.input(0), ctx.input(1), ctx.input(2), strides=strides, dilations=dilations,
+    return ctx.op("conv", *_operands(ctx.input(0), ctx.input(1), ctx.input(2)), strides=strides, dilations=dilations,
                   pads=pads, group=ctx.attr("group", 1))
 
 
@@ -168,7 +176,7 @@ def conv_transpose(ctx):
             begins.append(lo)
             ends.append(total - lo)
         pads = begins + ends
-    return ctx.op("conv_transpose", ctx.input(0), ctx.input(1), ctx.input(2), strides=strides,
+    return ctx.op("conv_transpose", *_operands(ctx.input(0), ctx.input(1), ctx.input(2)), strides=strides,
                   dilations=dilations, pads=pads, output_padding=opad, group=ctx.attr("group", 1))
 
 
@@ -641,7 +649,7 @@ def qlinear_conv(ctx):
     x = _centered_i32(ctx, ctx.input(0), ctx.input(2))
     w = _centered_i32(ctx, ctx.input(3), ctx.input(5), zp_axis_from_end=n)
     bias = ctx.input(8) if ctx.has_input(8) else None
-    acc = ctx.op("conv", x, w, bias, **_conv_attrs(ctx, 0, ctx.shape(3)))
+    acc = ctx.op("conv", *_operands(x, w, bias), **_conv_attrs(ctx, 0, ctx.shape(3)))
     out = ctx.dtype(7) if ctx.has_input(7) else ctx.dtype(0)
     return _requantize(ctx, acc, (ctx.input(1), ctx.input(4)), ctx.input(6), ctx.input(7), out,
                        channel_axis_from_end=ctx.rank(0) - 2)
@@ -864,8 +872,8 @@ class _Recurrence:
         if extra is not None:
             g = self.ctx.op("add", g, extra)
         if self.clip is not None:
-            c = self.clip
-            g = self.ctx.op("min", self.ctx.op("max", g, _scalar(self.ctx, -c, self.dtype)), _scalar(self.ctx, c, self.dtype))
+            lo, hi = _scalar(self.ctx, -self.clip, self.dtype), _scalar(self.ctx, self.clip, self.dtype)
+            g = self.ctx.op("min", self.ctx.op("max", g, lo), hi)
         return g
 
     def step_input(self, xw, t):
@@ -1259,7 +1267,7 @@ def causal_conv_with_state(ctx):
     past = ctx.input(3) if ctx.has_input(3) else \
         ctx.op("broadcast", _scalar(ctx, 0, ctx.dtype(0)), shape=[b, c, k - 1])
     padded = ctx.op("concat", past, x, axis=2) if k > 1 else x
-    y = ctx.op("conv", padded, ctx.input(1), ctx.input(2) if ctx.has_input(2) else None, group=c)
+    y = ctx.op("conv", *_operands(padded, ctx.input(1), ctx.input(2)), group=c)
     if act != "none":
         y = ctx.op("mul", y, ctx.op("sigmoid", y))
     start = -(k - 1) if k > 1 else 2**62  # k == 1: an empty state
