@@ -77,22 +77,24 @@ class GatherND:
         return TensorType(x.dtype, indices.shape[:-1] + x.shape[b + k:])
 
     def reference(x, indices, batch_dims):
-        b = batch_dims
-        k = indices.shape[-1]
-        xb = x.reshape((-1,) + x.shape[b:])
+        b, k = batch_dims, indices.shape[-1]
+        xb = x.reshape((-1,) + x.shape[b:])  # batch dims flattened into one
         ib = indices.reshape((xb.shape[0], -1, k))
-        out = np.empty((xb.shape[0], ib.shape[1]) + x.shape[b + k:], x.dtype)
-        for n in range(xb.shape[0]):
-            for j in range(ib.shape[1]):
-                pos = tuple(int(_norm_index(i, xb.shape[1 + d], "gather_nd")) for d, i in enumerate(ib[n, j]))
-                out[n, j] = xb[n][pos]
-        return out.reshape(indices.shape[:-1] + x.shape[b + k:])
+        pos = tuple(_norm_index(ib[..., d], xb.shape[1 + d], "gather_nd") for d in range(k))
+        out = xb[(np.arange(xb.shape[0])[:, None],) + pos]
+        return contiguous(out.reshape(indices.shape[:-1] + x.shape[b + k:]))
 
 
-def _apply(reduction, old, new):
+_UFUNCS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _scatter(out, where, updates, reduction):
+    """out[where] = updates, or combined into it by ``reduction`` (repeated places accumulate)."""
     if reduction == "none":
-        return new
-    return {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}[reduction](old, new)
+        out[where] = updates  # with repeated places, the last update wins
+    else:
+        _UFUNCS[reduction].at(out, where, updates)
+    return out
 
 
 @op("scatter_elements", inputs=("x", "indices", "updates"),
@@ -113,12 +115,10 @@ class ScatterElements:
 
     def reference(x, indices, updates, axis, reduction):
         a = axis % x.ndim
-        out = x.copy()
         idx = _norm_index(indices, x.shape[a], "scatter_elements")
-        for pos in np.ndindex(*idx.shape):
-            dst = pos[:a] + (idx[pos],) + pos[a + 1:]
-            out[dst] = _apply(reduction, out[dst], updates[pos])
-        return out
+        where = list(np.indices(idx.shape, sparse=True))
+        where[a] = idx
+        return _scatter(x.copy(), tuple(where), updates, reduction)
 
 
 @op("scatter_nd", inputs=("x", "indices", "updates"), attrs={"reduction": Attr("str", "none", REDUCTIONS)})
@@ -135,14 +135,11 @@ class ScatterND:
         return x
 
     def reference(x, indices, updates, reduction):
-        out = x.copy()
         k = indices.shape[-1]
         flat = indices.reshape(-1, k)
         ups = updates.reshape((flat.shape[0],) + x.shape[k:])
-        for j, ix in enumerate(flat):
-            pos = tuple(int(_norm_index(i, x.shape[d], "scatter_nd")) for d, i in enumerate(ix))
-            out[pos] = _apply(reduction, out[pos], ups[j])
-        return out
+        where = tuple(_norm_index(flat[:, d], x.shape[d], "scatter_nd") for d in range(k))
+        return _scatter(x.copy(), where, ups, reduction)
 
 
 @op("nonzero", inputs=("x",))
