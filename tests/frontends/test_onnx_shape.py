@@ -465,3 +465,20 @@ def test_symbolic_dims_through_exported_attention():
         x = RNG.standard_normal(shape).astype(np.float32)
         for a, w in zip(kiln.interpret(g, [x]).values(), sess.run(None, {"x": x})):
             np.testing.assert_allclose(a, w, rtol=1e-4, atol=1e-5)
+
+
+def test_symbolic_expand_idiom_with_where_equal():
+    """x.expand(b, -1, 4) as exporters write it: Where(Equal(shape, -1), 1, shape) -> Expand."""
+    n = helper.make_node
+    nodes = [n("Shape", ["x"], ["s"]), n("Gather", ["s", "i0"], ["b"], axis=0), n("Unsqueeze", ["b", "ax0"], ["bu"]),
+             n("Concat", ["bu", "m1", "c4"], ["tgt"], axis=0), n("Equal", ["tgt", "m1"], ["eq"]),
+             n("Where", ["eq", "one", "tgt"], ["shp"]), n("Expand", ["x", "shp"], ["y"])]
+    consts = {"i0": 0, "ax0": [0], "m1": [-1], "c4": [4], "one": [1]}
+    inits = [numpy_helper.from_array(np.array(v, I64), k) for k, v in consts.items()]
+    g = helper.make_graph(nodes, "e", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    kg = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+    y = next(nd for nd in kg.nodes if nd.outputs == ("y",))
+    assert y.op == "broadcast" and y.attrs["shape"] == ("batch", "seq", 4)
+    x = RNG.standard_normal((2, 3, 1)).astype(np.float32)
+    np.testing.assert_array_equal(kiln.interpret(kg, [x])["y"], np.broadcast_to(x, (2, 3, 4)))

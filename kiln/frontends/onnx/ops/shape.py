@@ -48,7 +48,7 @@ def _trace(graph, value, producers, depth=0):
     """The value of an integer tensor as an object array of dims, or None when not derivable."""
     if value in graph.constants:
         arr = graph.constants[value]
-        if arr.dtype.kind not in "iu" or arr.size > 64:
+        if arr.dtype.kind not in "iub" or arr.size > 64:
             return None
         return np.array(arr.tolist(), dtype=object).reshape(arr.shape)
     node = producers.get(value)
@@ -102,6 +102,11 @@ def _trace(graph, value, producers, depth=0):
             else:
                 out[k] = _SYMBOLIC_BINARY[op](xb[k], yb[k])
         return out
+    if op in ("equal", "where", "not"):
+        args = [arg(k) for k in range(len(node.inputs))]
+        if any(x is None for x in args):
+            return None
+        return _trace_select(op, args)
     if op == "reduce_prod" and node.inputs and a.get("axes") is not None:
         x = arg(0)
         if x is None or x.ndim != 1 or not a["axes"]:
@@ -109,6 +114,36 @@ def _trace(graph, value, producers, depth=0):
         p = D.prod(list(x))
         return np.array([p] if a["keepdims"] else p, dtype=object)
     return None
+
+
+def _dims_equal(a, b):
+    """Whether two dims are equal, when that is known at import time (a symbol is never negative)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return None
+    if a == b:
+        return True
+    if isinstance(a, int) and isinstance(b, int):
+        return False
+    other = a if isinstance(a, int) else b
+    return False if isinstance(other, int) and other < 0 else None
+
+
+def _trace_select(op, args):
+    """equal / not / where over traced dims (the ``expand(-1, ...)`` idiom of exporters)."""
+    bs = np.broadcast_arrays(*args)
+    out = np.empty(bs[0].shape, dtype=object)
+    for k in np.ndindex(*out.shape):
+        vals = [b[k] for b in bs]
+        if op == "equal":
+            v = _dims_equal(*vals)
+        elif op == "not":
+            v = None if not isinstance(vals[0], bool) else not vals[0]
+        else:
+            v = None if not isinstance(vals[0], bool) else (vals[1] if vals[0] else vals[2])
+        if v is None:
+            return None
+        out[k] = v
+    return out
 
 
 def known_dims(ctx, i):
@@ -120,7 +155,10 @@ def known_dims(ctx, i):
     r = _trace(g, v, {} if v in g.constants else g.producers())
     if r is None:
         return None
-    return [D.canonical(d) if isinstance(d, (int, np.integer, str)) else None for d in r.reshape(-1).tolist()]
+    flat = r.reshape(-1).tolist()
+    if any(isinstance(d, bool) for d in flat):
+        return None
+    return [D.canonical(d) if isinstance(d, (int, str)) else None for d in flat]
 
 
 def _static_reshape_ok(dims):
