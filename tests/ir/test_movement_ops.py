@@ -272,3 +272,15 @@ def test_text_form_round_trips():
     assert str(parse(str(g))) == str(g)
     with pytest.raises(ValueError, match="must name all"):
         b.op("reshape_dynamic", x, s, dims=["batch", "?", 4])
+
+
+@pytest.mark.parametrize("start,end,want", [(1, 2**63 - 1, "n-1"), (0, -1, "n-1"), (2, -1, "n-3"),
+                                            (-3, 2**63 - 1, 3), (-3, -1, 2), (0, 3, "?")])
+def test_slice_of_a_symbolic_dim(start, end, want):
+    t = infer("slice", TensorType("f32", ["n", 4]), starts=[start], ends=[end], axes=[0], steps=[1])
+    assert t.shape == (want, 4)
+    b = GraphBuilder()
+    x = b.input("x", "f32", ("n", 4))
+    g = b.build([b.op("slice", x, starts=[start], ends=[end], axes=[0], steps=[1])])
+    xv = np.zeros((6, 4), np.float32)
+    assert list(interpret(g, [xv]).values())[0].shape == xv[start:end].shape

@@ -165,7 +165,12 @@ class BroadcastDynamic:
 @op("slice", inputs=("x",), attrs={"starts": Attr("ints"), "ends": Attr("ints"), "axes": Attr("ints"),
                                    "steps": Attr("ints")}, traits=("injective",))
 class Slice:
-    """Python slicing ``x[start:end:step]`` on each listed axis (bounds already clamped is not required)."""
+    """Python slicing ``x[start:end:step]`` on each listed axis (bounds need not be clamped).
+
+    On a symbolic dim ``d`` with step 1, bounds counted from the end give symbolic sizes, taking
+    the dim to be at least as long as the bounds reach: ``[s:]`` is ``d-s``, ``[s:-k]`` is
+    ``d-k-s``, ``[-k:]`` is ``k``; other slices of a symbolic dim are run-time dims.
+    """
 
     def infer(x: TensorType, starts, ends, axes, steps):
         require(len(starts) == len(ends) == len(axes) == len(steps),
@@ -177,10 +182,8 @@ class Slice:
             d = shape[a]
             if isinstance(d, int):
                 shape[a] = len(range(*slice(s, e, st).indices(d)))
-            elif s == 0 and st == 1 and e >= 2**62:
-                pass  # whole axis
             else:
-                shape[a] = dims.UNKNOWN
+                shape[a] = _symbolic_slice_len(d, s, e, st)
         return TensorType(x.dtype, shape)
 
     def reference(x, starts, ends, axes, steps):
@@ -188,6 +191,19 @@ class Slice:
         for s, e, a, st in zip(starts, ends, axes, steps):
             idx[a % x.ndim] = slice(s, e, st)
         return contiguous(x[tuple(idx)])
+
+
+def _symbolic_slice_len(d, s, e, st):
+    big = 2**62
+    if st != 1:
+        return _UNKNOWN
+    if s >= 0 and e >= big:
+        return dims.sub(d, s)
+    if s >= 0 and e < 0:
+        return dims.sub(dims.add(d, e), s)
+    if s < 0 and (e >= big or e < 0):
+        return max((e if e < 0 else 0) - s, 0)
+    return _UNKNOWN
 
 
 @op("slice_dynamic", inputs=("x", "starts", "ends", "axes?", "steps?"), attrs={"axes": Attr("ints", None)},
