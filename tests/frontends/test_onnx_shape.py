@@ -245,6 +245,8 @@ IMG = RNG.standard_normal((1, 2, 3, 4)).astype(np.float32)
 
 def test_upsample_and_resize_10():
     check("Upsample", {"x": IMG}, 7, scales=[1.0, 1.0, 2.0, 3.0], mode="nearest")
+    check("Upsample", {"x": IMG}, 7, scales=[1.0, 1.0, 2.0, 1.5], mode="linear")
+    check("Upsample", {"x": IMG, "s": np.array([1, 1, 2, 2.5], np.float32)}, 9, mode="linear")
     check("Upsample", {"x": IMG, "s": np.array([1, 1, 2, 2], np.float32)}, 9, mode="nearest")
     check("Resize", {"x": IMG, "s": np.array([1, 1, 2, 3], np.float32)}, 10, mode="nearest")
     check("Resize", {"x": IMG, "s": np.array([1, 1, 2, 1.5], np.float32)}, 10, initializers=("s",), mode="linear")
