@@ -184,20 +184,35 @@ class Conv:
         ct = _compute_dtype(x.dtype)
         sizes = _out_sizes(x, kernel, strides, dilations, pads)
         v = _windows(x.astype(ct, copy=False), kernel, strides, dilations, pads, sizes, 0)
-        n, c = x.shape[:2]
+        n = x.shape[0]
         m, cg = w.shape[:2]
-        ns, ksize, p = len(kernel), int(np.prod(kernel)), int(np.prod(sizes))
-        # im2col: [N, G, P, Cg*K] @ [G, Cg*K, M/G] -> [N, G, P, M/G]
-        v = v.reshape((n, group, cg) + tuple(sizes) + tuple(kernel))
-        perm = (0, 1) + tuple(range(3, 3 + ns)) + (2,) + tuple(range(3 + ns, 3 + 2 * ns))
-        cols = np.transpose(v, perm).reshape(n, group, p, cg * ksize)
-        wm = w.astype(ct, copy=False).reshape(group, m // group, cg * ksize).transpose(0, 2, 1)
+        ns, p = len(kernel), int(np.prod(sizes))
+        wg = w.astype(ct, copy=False).reshape((group, m // group, cg, -1))  # [G, Mg, Cg, K]
+        v = v.reshape((n, group, cg) + tuple(sizes) + tuple(kernel))  # splits C: still a view
+        if 1 < cg < 16:  # few channels: one im2col matmul beats many thin per-tap products
+            cols = np.moveaxis(v, 2, 2 + ns).reshape((n, group, p, -1))  # [N, G, P, Cg*K]
+            with np.errstate(all="ignore"):
+                y = np.matmul(wg.reshape((group, m // group, -1)), np.swapaxes(cols, -1, -2))
+            return _conv_finish(y, bias, x.dtype, m, sizes, ct)
+        # else one product per kernel tap, accumulated: memory stays O(input + output)
+        y = None
         with np.errstate(all="ignore"):
-            y = np.matmul(cols, wm)  # [N, G, P, M/G]
-        y = y.transpose(0, 1, 3, 2).reshape((n, m) + tuple(sizes))
-        if bias is not None:
-            y = y + bias.astype(ct).reshape((m,) + (1,) * ns)
-        return np.ascontiguousarray(y.astype(x.dtype, copy=False))
+            for k, tap in enumerate(np.ndindex(*kernel)):
+                xt = v[(Ellipsis,) + tap].reshape((n, group, cg, p))  # [N, G, Cg, P]
+                if cg == 1 and m == group:  # depthwise: an elementwise product
+                    term = wg[None, :, :, 0, k, None] * xt
+                else:
+                    term = np.matmul(wg[..., k], xt)  # [N, G, Mg, P]
+                y = term if y is None else np.add(y, term, out=y)
+        return _conv_finish(y, bias, x.dtype, m, sizes, ct)
+
+
+def _conv_finish(y, bias, dtype, m, sizes, ct):
+    """[N, G, Mg, P] -> [N, M, *sizes] (+ bias), in the operands' dtype."""
+    y = y.reshape((y.shape[0], m) + tuple(sizes))
+    if bias is not None:
+        y = y + bias.astype(ct).reshape((m,) + (1,) * len(sizes))
+    return np.ascontiguousarray(y.astype(dtype, copy=False))
 
 
 def _ref_params(kernel, strides, dilations, pads):
