@@ -268,18 +268,17 @@ class ConvTranspose:
         n, c = x.shape[:2]
         mg = w.shape[1]
         ins = x.shape[2:]
-        # every (input position, tap) product: [N, G, Mg, *K, *in]
-        xg = x.astype(ct, copy=False).reshape((n, group, c // group, -1))
-        wg = w.astype(ct, copy=False).reshape((group, c // group, mg * int(np.prod(kernel))))
-        with np.errstate(all="ignore"):
-            cols = np.matmul(wg.transpose(0, 2, 1), xg)  # [N, G, Mg*K, P]
-        cols = cols.reshape((n, group, mg) + tuple(kernel) + tuple(ins))
+        xg = x.astype(ct, copy=False).reshape((n, group, c // group, -1))  # [N, G, Cg, P]
+        wg = w.astype(ct, copy=False).reshape((group, c // group, mg, -1))  # [G, Cg, Mg, K]
         full = [(ins[i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 + opad[i] for i in range(ns)]
         y = np.zeros((n, group, mg) + tuple(full), dtype=ct)
-        for tap in np.ndindex(*kernel):
+        # each tap scatters W_tap^T @ x onto the strided output positions it reaches
+        for k, tap in enumerate(np.ndindex(*kernel)):
             dst = tuple(slice(tap[i] * dilations[i], tap[i] * dilations[i] + (ins[i] - 1) * strides[i] + 1,
                               strides[i]) for i in range(ns))
-            y[(slice(None),) * 3 + dst] += cols[(slice(None),) * 3 + tap]
+            with np.errstate(all="ignore"):
+                term = np.matmul(np.swapaxes(wg[..., k], -1, -2), xg)  # [N, G, Mg, P]
+            y[(slice(None),) * 3 + dst] += term.reshape((n, group, mg) + tuple(ins))
         crop = tuple(slice(pads[i], full[i] - pads[ns + i]) for i in range(ns))
         y = y[(slice(None),) * 3 + crop].reshape((n, group * mg) + tuple(f - pads[i] - pads[ns + i]
                                                                         for i, f in enumerate(full)))
