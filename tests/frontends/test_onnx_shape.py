@@ -484,3 +484,22 @@ def test_symbolic_expand_idiom_with_where_equal():
     assert y.op == "broadcast" and y.attrs["shape"] == ("batch", "seq", 4)
     x = RNG.standard_normal((2, 3, 1)).astype(np.float32)
     np.testing.assert_array_equal(kiln.interpret(kg, [x])["y"], np.broadcast_to(x, (2, 3, 4)))
+
+
+def test_symbolic_upsample_by_whole_scales():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 2, "h", "w"])
+    nodes = [helper.make_node("Resize", ["x", "", "s"], ["y"], mode="nearest"),
+             helper.make_node("Resize", ["x", "", "s2"], ["z"], mode="linear")]
+    inits = [numpy_helper.from_array(np.array([1, 1, 2, 3], np.float32), "s"),
+             numpy_helper.from_array(np.array([1, 1, 1.5, 1], np.float32), "s2")]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "yz"]
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], outs, inits), opset_imports=[helper.make_opsetid("", 13)])
+    g = from_onnx(m)
+    assert g.types["y"].shape == ("b", 2, "2*h", "3*w")
+    assert next(n.op for n in g.nodes if n.outputs == ("y",)) == "resize"
+    assert next(n.op for n in g.nodes if n.outputs == ("z",)) == "resize_dynamic"  # 1.5 * h is not a dim
+    xv = RNG.standard_normal((1, 2, 3, 4)).astype(np.float32)
+    sess = ort.InferenceSession(onnx.shape_inference.infer_shapes(m).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    for a, w in zip(kiln.interpret(g, [xv]).values(), sess.run(None, {"x": xv})):
+        np.testing.assert_allclose(a, w, rtol=1e-5, atol=1e-6)

@@ -43,7 +43,7 @@ def _check_x(where, x: TensorType, mode, antialias):
 class Resize:
     """Resample x to ``sizes`` (every dim); ``scales`` (every dim) and ``roi`` ([starts.., ends..],
     used by tf_crop_and_resize) drive the coordinate mapping. Axes whose size is unchanged, scale
-    is 1 and roi whole are left alone (this is how run-time dims pass through)."""
+    is 1 and roi whole are left alone. A symbolic size is ``floor(scale * dim)`` at run time."""
 
     def infer(x: TensorType, sizes, scales, roi, mode, antialias, **_):
         _check_x("resize", x, mode, antialias)
@@ -53,7 +53,7 @@ class Resize:
         return TensorType(x.dtype, sizes)
 
     def reference(x, sizes, scales, roi, **kw):
-        sizes = [d if isinstance(d, int) else x.shape[i] for i, d in enumerate(sizes)]
+        sizes = [d if isinstance(d, int) else int(math.floor(scales[i] * x.shape[i])) for i, d in enumerate(sizes)]
         return resize_array(x, sizes, scales, roi, **kw)
 
 

@@ -930,9 +930,23 @@ def _present(ctx, i):
     return ctx.shape(i) != (0,)
 
 
-def _resize(ctx, x, roi_i, scales_i, sizes_i, **attrs):
+def _static_plan(xs, axes, scales, sizes=None, policy="stretch"):
+    """Result sizes and scales of every dim, or None when they are known only at run time.
+
+    A symbolic dim resized by a whole-number scale keeps a symbolic size (``2*h``).
+    """
     from ....ir.ops.image import resize_plan
 
+    sym = [j for j, a in enumerate(axes) if not isinstance(xs[a], int)]
+    if sym and (scales is None or any(float(scales[j]) != int(scales[j]) for j in sym)):
+        return None
+    out_sizes, out_scales = resize_plan([d if isinstance(d, int) else 1 for d in xs], axes, scales, sizes, policy)
+    out_sizes = [n if isinstance(d, int) else D.mul(d, int(out_scales[i]))
+                 for i, (n, d) in enumerate(zip(out_sizes, xs))]
+    return out_sizes, out_scales
+
+
+def _resize(ctx, x, roi_i, scales_i, sizes_i, **attrs):
     r = ctx.rank(0)
     axes = ctx.attr("axes", None) if ctx.opset >= 18 else None
     axes = list(range(r)) if axes is None else [_axis(ctx, a, r) for a in axes]
@@ -946,11 +960,12 @@ def _resize(ctx, x, roi_i, scales_i, sizes_i, **attrs):
     operand = scales_i if has_scales else sizes_i
     val = ctx.const_value(operand)
     xs = ctx.shape(0)
-    if val is not None and not roi_rt and all(isinstance(xs[a], int) for a in axes):
-        plan_shape = [d if isinstance(d, int) else 1 for d in xs]
-        sizes, scales = resize_plan(plan_shape, axes, val.tolist() if has_scales else None,
-                                    val.tolist() if has_sizes else None, policy)
-        sizes = [sizes[i] if i in axes else d for i, d in enumerate(xs)]
+    plan = None
+    if val is not None and not roi_rt:
+        plan = _static_plan(xs, axes, val.tolist() if has_scales else None, val.tolist() if has_sizes else None,
+                            policy)
+    if plan is not None:
+        sizes, scales = plan
         full_roi = None
         if roi is not None:
             rv = [float(v) for v in roi.reshape(-1)]
@@ -1013,15 +1028,12 @@ def upsample_v7(ctx):
 
 
 def _upsample(ctx, x, scales):
-    from ....ir.ops.image import resize_plan
-
     val = ctx._imp.b.graph.constants.get(scales)
     attrs = _legacy_attrs(ctx)
-    if val is not None:
-        xs = ctx.shape(0)
-        sizes, sc = resize_plan([d if isinstance(d, int) else 1 for d in xs], list(range(len(xs))), val.tolist())
-        sizes = [s if isinstance(d, int) or f != 1.0 else d for s, d, f in zip(sizes, xs, sc)]
-        return ctx.op("resize", x, sizes=sizes, scales=sc, **attrs)
+    xs = ctx.shape(0)
+    plan = None if val is None else _static_plan(xs, list(range(len(xs))), val.tolist())
+    if plan is not None:
+        return ctx.op("resize", x, sizes=plan[0], scales=plan[1], **attrs)
     return ctx.op("resize_dynamic", x, None, scales, None, **attrs)
 
 
