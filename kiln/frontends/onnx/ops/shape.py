@@ -401,9 +401,9 @@ def _axes_count(ctx, i):
     return n[0] if n else 1
 
 
-def _norm_axes_rt(ctx, axes, rank):
-    """Run-time axes (int64) with negative values counted from the end of ``rank`` dims."""
-    axes = reshape_to(ctx, _i64(ctx, axes), [_axes_count(ctx, 1)])
+def _norm_axes_rt(ctx, axes, rank, i=1):
+    """Run-time axes (input ``i``, int64) with negative values counted from the end of ``rank`` dims."""
+    axes = reshape_to(ctx, _i64(ctx, axes), [_axes_count(ctx, i)])
     neg = ctx.op("less", axes, ctx.const(np.array(0, np.int64)))
     return ctx.op("where", neg, ctx.op("add", axes, ctx.const(np.array(rank, np.int64))), axes)
 
@@ -866,26 +866,20 @@ def pad_v11(ctx):
         return ctx.op("pad", ctx.input(0), value, pads=full, mode=mode)
     pads = _i64(ctx, ctx.input(1))
     if axes != list(range(r)):
-        zero = ctx.const(np.zeros([1], np.int64))
-        parts = []
-        for off in (0, len(axes)):
-            for d in range(r):
-                parts.append(ctx.op("gather", pads, ctx.const(np.array([axes.index(d) + off], np.int64)))
-                             if d in axes else zero)
-        pads = ctx.op("concat", *parts, axis=0)
+        pads = _full_pads(ctx, ctx.const(np.array(axes, np.int64)), pads, r)
     return ctx.op("pad_dynamic", ctx.input(0), pads, value, mode=mode)
 
 
-def _pad_runtime_axes(ctx, mode, value):
-    r = ctx.rank(0)
-    k = _axes_count(ctx, 3)
-    axes = ctx.input(3)
-    axes = reshape_to(ctx, _i64(ctx, axes), [k])
-    neg = ctx.op("less", axes, ctx.const(np.array(0, np.int64)))
-    axes = ctx.op("where", neg, ctx.op("add", axes, ctx.const(np.array(r, np.int64))), axes)
-    pads = _i64(ctx, ctx.input(1))
+def _full_pads(ctx, axes, pads, rank):
+    """Run-time [begins.., ends..] for the given axes -> the same for every dim (0 elsewhere)."""
+    k = ctx._imp.b.type_of(axes).shape[0]
     halves = [ctx.op("slice", pads, starts=[o], ends=[o + k], axes=[0], steps=[1]) for o in (0, k)]
-    full = ctx.op("concat", *[_place(ctx, axes, h, r) for h in halves], axis=0)
+    return ctx.op("concat", *[_place(ctx, axes, h, rank) for h in halves], axis=0)
+
+
+def _pad_runtime_axes(ctx, mode, value):
+    axes = _norm_axes_rt(ctx, ctx.input(3), ctx.rank(0), 3)
+    full = _full_pads(ctx, axes, _i64(ctx, ctx.input(1)), ctx.rank(0))
     return ctx.op("pad_dynamic", ctx.input(0), full, value, mode=mode)
 
 
@@ -910,12 +904,9 @@ def center_crop_pad(ctx):
     begin = ctx.op("where", ctx.op("less", diff, zero), ctx.op("neg", ctx.op("div", ctx.op("neg", diff), two)),
                    ctx.op("div", diff, two))
     end = ctx.op("sub", diff, begin)
-    z = ctx.const(np.zeros([1], np.int64))
-    parts = []
-    for vec in (begin, end):
-        for d in range(r):
-            parts.append(ctx.op("gather", vec, ctx.const(np.array([axes.index(d)], np.int64))) if d in axes else z)
-    return ctx.op("pad_dynamic", ctx.input(0), ctx.op("concat", *parts, axis=0), None, mode="constant")
+    ax = ctx.const(np.array(axes, np.int64))
+    full = ctx.op("concat", _place(ctx, ax, begin, r), _place(ctx, ax, end, r), axis=0)
+    return ctx.op("pad_dynamic", ctx.input(0), full, None, mode="constant")
 
 
 # --- resampling ------------------------------------------------------------------------------------
