@@ -28,7 +28,7 @@ def run(op_name, *arrays, **attrs):
 # --- direct definitions ---------------------------------------------------------------------------
 
 def naive_conv(x, w, bias, strides, dilations, pads, group):
-    n, c = x.shape[:2]
+    n = x.shape[0]
     m, cg = w.shape[:2]
     k = w.shape[2:]
     ns = len(k)

@@ -133,7 +133,7 @@ def _conv_geometry(ctx, kernel):
 
 @converter("Conv", since=1)
 def conv(ctx):
-    n = _spatial_rank(ctx)
+    _spatial_rank(ctx)
     kernel = ctx.shape(1)[2:]
     if not dims.all_static(kernel):
         ctx.fail(f"the weight's spatial dims must be static, got {ctx.type(1)}")
@@ -374,7 +374,7 @@ def attention(ctx):
         k = ctx.op("concat", ctx.input(4), k, axis=2)
         v = ctx.op("concat", ctx.input(5), v, axis=2)
     present_k, present_v = k, v
-    b, hq, q_len, dq = _type(ctx, q).shape
+    hq, dq = _type(ctx, q).shape[1], _type(ctx, q).shape[3]
     hkv, kv_len = _type(ctx, k).shape[1:3]
 
     # scores
@@ -1259,7 +1259,7 @@ def causal_conv_with_state(ctx):
         ctx.fail(f"activation '{act}' is not none, silu or swish")
     if ctx.rank(0) != 3 or ctx.rank(1) != 3:
         ctx.fail(f"input and weight must be rank 3, got {ctx.type(0)} and {ctx.type(1)}")
-    b, c, length = ctx.shape(0)
+    b, c, _ = ctx.shape(0)
     k = ctx.shape(1)[2]
     if not isinstance(k, int) or not isinstance(c, int):
         ctx.fail(f"channels and kernel size must be static, got {ctx.type(0)} and {ctx.type(1)}")
