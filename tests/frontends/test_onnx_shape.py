@@ -503,3 +503,17 @@ def test_symbolic_upsample_by_whole_scales():
                                 providers=["CPUExecutionProvider"])
     for a, w in zip(kiln.interpret(g, [xv]).values(), sess.run(None, {"x": xv})):
         np.testing.assert_allclose(a, w, rtol=1e-5, atol=1e-6)
+
+
+def test_more_errors_name_the_problem():
+    with pytest.raises(ConversionError, match="must be 4-D"):
+        from_onnx(make_model("DepthToSpace", {"x": X}, 13, blocksize=2))
+    with pytest.raises(ConversionError, match="axis attribute is required"):
+        from_onnx(make_model("Concat", {"a": X, "b": X}, 13))
+    with pytest.raises(ConversionError, match="axis 3 is out of range for rank 3"):
+        from_onnx(make_model("Gather", {"x": X, "i": np.array([0], I64)}, 13, axis=3))
+    with pytest.raises(ConversionError, match="gather: indices must be int32 or int64"):
+        from_onnx(make_model("Gather", {"x": X, "i": np.array([0.0], np.float32)}, 13))
+    with pytest.raises(ConversionError, match="mode 'area' is not supported"):
+        from_onnx(make_model("Resize", {"x": IMG, "r": np.zeros(0, np.float32), "s": np.ones(4, np.float32)}, 13,
+                             initializers=("r", "s"), mode="area"))

@@ -464,6 +464,8 @@ def transpose(ctx):
 @converter("Concat", since=4)
 def concat(ctx):
     ins = [ctx.input(i) for i in range(ctx.num_inputs) if ctx.has_input(i)]
+    if not ctx.has_attr("axis"):
+        ctx.fail("the axis attribute is required")
     axis = _axis(ctx, ctx.attr("axis"), ctx.rank(0))
     return ctx.op("concat", *ins, axis=axis)
 
@@ -791,9 +793,17 @@ def one_hot(ctx):
 
 # --- block rearrangements ------------------------------------------------------------------------
 
+def _nchw(ctx):
+    if ctx.rank(0) != 4:
+        ctx.fail(f"the input must be 4-D (N, C, H, W), got {ctx.type(0)}")
+    if not isinstance(ctx.attr("blocksize"), int) or ctx.attr("blocksize") < 1:
+        ctx.fail(f"blocksize must be a positive int, got {ctx.attr('blocksize')}")
+    return ctx.shape(0)
+
+
 @converter("DepthToSpace", since=1)
 def depth_to_space(ctx):
-    n, c, h, w = ctx.shape(0)
+    n, c, h, w = _nchw(ctx)
     b = ctx.attr("blocksize")
     if ctx.attr("mode", "DCR") not in ("DCR", "CRD"):
         ctx.fail(f"mode '{ctx.attr('mode')}' is not supported")
@@ -811,7 +821,7 @@ def depth_to_space(ctx):
 
 @converter("SpaceToDepth", since=1)
 def space_to_depth(ctx):
-    n, c, h, w = ctx.shape(0)
+    n, c, h, w = _nchw(ctx)
     b = ctx.attr("blocksize")
     hb, wb = D.div_exact(h, b), D.div_exact(w, b)
     if hb is None or wb is None:
