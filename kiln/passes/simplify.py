@@ -216,16 +216,17 @@ for _r in ("reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "reduce_mean
 def _rewrite(n: Node, s: _State, max_steps: int = 8):
     """Apply rules to ``n`` until none fires; returns ("node", n) or a ("value"/"const", ...) result."""
     for _ in range(max_steps):
+        if len(n.outputs) != 1:
+            return ("node", n)
+        r = None
         for rule in RULES.get(n.op, ()):
-            if len(n.outputs) != 1:
-                break
             r = rule(n, s)
             if r is not None:
                 break
-        else:
+        if r is None:
             return ("node", n)
-        if r is None or r[0] != "node":
-            return r or ("node", n)
+        if r[0] != "node":
+            return r
         n = r[1]
     return ("node", n)
 

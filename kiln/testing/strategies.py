@@ -838,6 +838,30 @@ def _generic(name):
     return fn
 
 
+#: how often each family of recipes is drawn, relative to the others
+FAMILY_WEIGHTS = {"elementwise": 4, "unary": 3, "movement": 3, "reduce": 2, "linalg": 2, "indexing": 2,
+                  "pattern": 2, "other": 1}
+
+
+def _family(name: str) -> str:
+    if name in UNARY:
+        return "unary"
+    if name in BINARY or name in ("shift_left", "shift_right", "mod_fmod", "where", "cast", "bitcast"):
+        return "elementwise"
+    if name.startswith(("reduce_", "arg")):
+        return "reduce"
+    if name in ("matmul", "conv", "conv_transpose", "max_pool", "avg_pool"):
+        return "linalg"
+    if name in ("reshape", "transpose", "broadcast", "slice", "concat", "pad", "reshape_dynamic", "shape"):
+        return "movement"
+    if name in ("gather", "gather_elements", "scatter_elements", "nonzero", "topk", "topk_dynamic",
+                "cumsum", "cumprod"):
+        return "indexing"
+    if name in ("duplicate", "neutral", "transpose_pair", "reshape_pair", "noop_movement"):
+        return "pattern"
+    return "other"
+
+
 def supported_ops() -> set:
     """The registered ops some recipe can draw."""
     registered = set(all_ops())
@@ -884,11 +908,15 @@ def graphs(ops: Sequence[str] | None = None, dtypes: Sequence | None = None, max
     dts = tuple(_dtype(d) for d in (dtypes or DEFAULT_DTYPES))
     if not dts:
         raise ValueError("graphs(dtypes=...): needs at least one dtype")
-    # heaviest first: hypothesis favours (and shrinks towards) the first choice
-    names = sorted(recipes, key=lambda k: (-recipes[k].weight, k))
-    weighted = [n for n in names for _ in range(recipes[n].weight)]
-    if not weighted:
+    if not recipes:
         raise ValueError("graphs(): no recipe can draw the requested ops")
+    # Two-level choice, a family then a recipe: hypothesis' draws from a long list are far from
+    # uniform. Heaviest first: hypothesis favours (and shrinks towards) the first choice.
+    by_family: dict = {}
+    for k in sorted(recipes, key=lambda k: (-recipes[k].weight, k)):
+        by_family.setdefault(_family(k), []).extend([k] * recipes[k].weight)
+    families = [f for f in sorted(by_family, key=lambda f: -FAMILY_WEIGHTS.get(f, 1))
+                for _ in range(FAMILY_WEIGHTS.get(f, 1))]
     input_dts = [d for d in dts if d.kind != "bool"] or list(dts)
     first_dts = [d for d in input_dts if d.is_float] or input_dts
 
@@ -900,7 +928,8 @@ def graphs(ops: Sequence[str] | None = None, dtypes: Sequence | None = None, max
         rank = draw(st.integers(1, max_rank)) if max_rank >= 1 else 0
         template = [draw(st.integers(1, max_dim)) for _ in range(rank)]
         if ctx.symbols and rank and draw(st.booleans()):
-            template[0] = ctx.choice(ctx.symbols)
+            # a batch-like symbol, usually leading
+            template[0 if draw(st.integers(0, 3)) else draw(st.integers(0, rank - 1))] = ctx.choice(ctx.symbols)
         n_inputs = draw(st.integers(1, max(1, max_inputs)))
         for i in range(n_inputs):
             dt = ctx.choice(first_dts if i == 0 else (input_dts + list(dts)))
@@ -914,7 +943,7 @@ def graphs(ops: Sequence[str] | None = None, dtypes: Sequence | None = None, max
             attempts += 1
             if len(b.graph.nodes) >= max_nodes:
                 break
-            r = recipes[ctx.choice(weighted)]
+            r = recipes[ctx.choice(by_family[ctx.choice(families)])]
             r.draw(ctx)
             # a recipe may add more than one node (pairs); never exceed max_nodes by much
         if len(b.graph.nodes) < min_nodes:
