@@ -129,6 +129,10 @@ class NodeContext:
     def dtype(self, i: int):
         return self.type(i).dtype
 
+    def const_of(self, value: str):
+        """The array of any kiln value known at import time (a constant), else None."""
+        return self._imp.b.graph.constants.get(value)
+
     def const_value(self, i: int):
         """The input's value if it is known at import time, else None."""
         v = self.input(i)
@@ -172,6 +176,21 @@ class NodeContext:
         if a is None or not a.HasField("g"):
             self.fail(f"missing graph attribute '{attr_name}'")
         return RegionImporter(self._imp, a.g, input_types).run()
+
+    def inline(self, graph, operands) -> list:
+        """Emit a kiln graph's nodes here, its inputs bound to ``operands``; returns its outputs."""
+        env = dict(zip(graph.inputs, operands))
+        for name, arr in graph.constants.items():
+            env[name] = self.const(arr)
+        for n in graph.nodes:
+            res = self.op(n.op, *[env[i] if i else None for i in n.inputs], **dict(n.attrs))
+            env.update(zip(n.outputs, res if isinstance(res, tuple) else (res,)))
+        return [env[o] for o in graph.outputs]
+
+    def inline_region(self, attr_name: str, operands) -> list:
+        """Convert the graph attribute ``attr_name`` and emit it here, its inputs bound to ``operands``."""
+        g, caps = self.region(attr_name, [self.type_of(v) for v in operands])
+        return self.inline(g, list(operands) + caps)
 
     # --- emitting ------------------------------------------------------------------------------
     def op(self, op_name: str, *inputs, **attrs):

@@ -47,23 +47,12 @@ def _align(ctx, graphs_and_caps):
     return out, order
 
 
-def _inline(ctx, g, captures):
-    """Emit a region's nodes into the enclosing graph (its inputs bound to ``captures``)."""
-    env = dict(zip(g.inputs, captures))
-    for name, arr in g.constants.items():
-        env[name] = ctx.const(arr)
-    for n in g.nodes:
-        res = ctx.op(n.op, *[env[i] if i else None for i in n.inputs], **dict(n.attrs))
-        env.update(zip(n.outputs, res if isinstance(res, tuple) else (res,)))
-    return [env[o] for o in g.outputs]
-
-
 @converter("If", since=1)
 def if_(ctx):
     cond = ctx.const_value(0)
     if cond is not None:  # decided at compile time: only the taken branch remains
         g, caps = ctx.region("then_branch" if bool(cond.reshape(-1)[0]) else "else_branch")
-        return _inline(ctx, g, caps)
+        return ctx.inline(g, caps)
     (then_g, else_g), caps = _align(ctx, [ctx.region("then_branch"), ctx.region("else_branch")])
     res = ctx.op("if", ctx.input(0), *caps, then_branch=then_g, else_branch=else_g)
     return res if isinstance(res, tuple) else [res]

@@ -26,18 +26,8 @@ def _scalar(ctx, value, dtype):
     return ctx.const(np.asarray(value).astype(dtype.np))
 
 
-def _type(ctx, v):
-    """The type of any kiln value (NodeContext only types the node's own inputs)."""
-    return ctx._imp.b.type_of(v)
-
-
-def _const_of(ctx, v):
-    """The value of any kiln value known at import time, else None."""
-    return ctx._imp.b.graph.constants.get(v)
-
-
 def _mul_scalar(ctx, x, value):
-    return x if value == 1 else ctx.op("mul", x, _scalar(ctx, value, _type(ctx, x).dtype))
+    return x if value == 1 else ctx.op("mul", x, _scalar(ctx, value, ctx.type_of(x).dtype))
 
 
 def _ints(ctx, name, n, default):
@@ -212,7 +202,7 @@ def average_pool(ctx):
 
 
 def _pow_scalar(ctx, x, p):
-    return ctx.op("pow", x, _scalar(ctx, p, _type(ctx, x).dtype))
+    return ctx.op("pow", x, _scalar(ctx, p, ctx.type_of(x).dtype))
 
 
 @converter("LpPool", since=1)
@@ -263,7 +253,7 @@ def global_lp_pool(ctx):
 
 def _heads_first(ctx, x, heads):
     """[B, S, H*D] -> [B, H, S, D]."""
-    b, s, hd = _type(ctx, x).shape
+    b, s, hd = ctx.type_of(x).shape
     d = dims.div_exact(hd, heads)
     if d is None:
         ctx.fail(f"hidden size {hd} does not split into {heads} heads")
@@ -278,7 +268,7 @@ def _neg_inf_where(ctx, allowed, dtype):
 def _iota(ctx, x, axis):
     """0, 1, ... along dim ``axis`` of x: an int64 vector typed with that dim (a constant when static,
     else computed at run time)."""
-    d = _type(ctx, x).shape[axis]
+    d = ctx.type_of(x).shape[axis]
     if isinstance(d, int):
         return ctx.const(np.arange(d, dtype=np.int64))
     n = ctx.op("shape", x, start=axis, end=axis + 1)
@@ -288,7 +278,7 @@ def _iota(ctx, x, axis):
 
 def _dim_value(ctx, x, axis):
     """Dim ``axis`` of x as an int64 [1] tensor (a constant when static)."""
-    d = _type(ctx, x).shape[axis]
+    d = ctx.type_of(x).shape[axis]
     return ctx.const(np.array([d], np.int64)) if isinstance(d, int) else ctx.op("shape", x, start=axis, end=axis + 1)
 
 
@@ -297,14 +287,14 @@ def _positions_bias(ctx, q, k, past, nonpad, causal, left, right, dtype):
     sits at absolute position ``p = i + offset`` (``offset`` = past length, or ``nonpad_kv_seqlen[b] -
     q_len`` per batch) and may see key ``j`` when ``j <= p`` (causal), ``p - left <= j`` and
     ``j <= p + right`` (windows, -1 = unbounded). Sequence lengths may be symbolic."""
-    q_len, kv_len = _type(ctx, q).shape[2], _type(ctx, k).shape[2]
+    q_len, kv_len = ctx.type_of(q).shape[2], ctx.type_of(k).shape[2]
     rows = ctx.op("reshape", _iota(ctx, q, 2), shape=[q_len, 1])
     cols = ctx.op("reshape", _iota(ctx, k, 2), shape=[1, kv_len])
     diff = ctx.op("sub", rows, cols)  # p - j, before the offset
     if past is not None:
         diff = ctx.op("add", diff, _dim_value(ctx, past, 2))
     if nonpad is not None:
-        per_batch = ctx.op("sub", ctx.op("reshape", nonpad, shape=[_type(ctx, nonpad).shape[0], 1, 1, 1]),
+        per_batch = ctx.op("sub", ctx.op("reshape", nonpad, shape=[ctx.type_of(nonpad).shape[0], 1, 1, 1]),
                            _dim_value(ctx, q, 2))
         diff = ctx.op("add", diff, per_batch)  # [B, 1, q, kv]
     allowed = None
@@ -327,7 +317,7 @@ def _add_bias(ctx, bias, part):
 
 def _safe_softmax(ctx, x):
     """Softmax over the last axis that gives 0 (not NaN) for a row of -inf."""
-    dt = _type(ctx, x).dtype
+    dt = ctx.type_of(x).dtype
     m = ctx.op("reduce_max", x, axes=[-1], keepdims=True)
     zero = _scalar(ctx, 0, dt)
     m = ctx.op("where", ctx.op("isinf", m, detect_positive=False), zero, m)
@@ -374,8 +364,8 @@ def attention(ctx):
         k = ctx.op("concat", ctx.input(4), k, axis=2)
         v = ctx.op("concat", ctx.input(5), v, axis=2)
     present_k, present_v = k, v
-    hq, dq = _type(ctx, q).shape[1], _type(ctx, q).shape[3]
-    hkv, kv_len = _type(ctx, k).shape[1:3]
+    hq, dq = ctx.type_of(q).shape[1], ctx.type_of(q).shape[3]
+    hkv, kv_len = ctx.type_of(k).shape[1:3]
 
     # scores
     scale = ctx.attr("scale", None)
@@ -414,8 +404,8 @@ def attention(ctx):
         bias = _add_bias(ctx, bias, _positions_bias(ctx, q, k, past, nonpad, causal, left, right, dt))
     if nonpad is not None:
         seen = ctx.op("less", _iota(ctx, k, 2),
-                      ctx.op("reshape", nonpad, shape=[_type(ctx, nonpad).shape[0], 1]))
-        pad_bias = _neg_inf_where(ctx, ctx.op("reshape", seen, shape=[_type(ctx, nonpad).shape[0], 1, 1, kv_len]), dt)
+                      ctx.op("reshape", nonpad, shape=[ctx.type_of(nonpad).shape[0], 1]))
+        pad_bias = _neg_inf_where(ctx, ctx.op("reshape", seen, shape=[ctx.type_of(nonpad).shape[0], 1, 1, kv_len]), dt)
         bias = _add_bias(ctx, bias, pad_bias)
     if bias is not None:
         qk = ctx.op("add", qk, bias)
@@ -430,27 +420,27 @@ def attention(ctx):
     else:
         probs = _safe_softmax(ctx, qk)
         dead = ctx.op("isinf", ctx.op("reduce_max", bias, axes=[-1], keepdims=True), detect_positive=False)
-        dead_value = _const_of(ctx, dead)
+        dead_value = ctx.const_of(dead)
         if dead_value is None or dead_value.any():  # skip the guard when no row can be fully masked
-            probs = ctx.op("where", dead, _scalar(ctx, 0, _type(ctx, probs).dtype), probs)
+            probs = ctx.op("where", dead, _scalar(ctx, 0, ctx.type_of(probs).dtype), probs)
     if sp is not None:
         probs = ctx.op("cast", probs, to=dt)
     y = ctx.op("matmul", probs, v)
     if rank == 3:
-        yb, yh, ys, yd = _type(ctx, y).shape
+        yb, yh, ys, yd = ctx.type_of(y).shape
         y = ctx.op("reshape", ctx.op("transpose", y, perm=[0, 2, 1, 3]), shape=[yb, ys, dims.mul(yh, yd)])
     mode = ctx.attr("qk_matmul_output_mode", 0)
     if mode not in (0, 1, 2, 3):
         ctx.fail(f"qk_matmul_output_mode {mode} is not one of 0, 1, 2, 3")
     qk_out = (raw_qk, capped_qk, biased_qk, probs)[mode]
-    if _type(ctx, qk_out).dtype != dt:
+    if ctx.type_of(qk_out).dtype != dt:
         qk_out = ctx.op("cast", qk_out, to=dt)
     return [y, present_k, present_v, qk_out]
 
 
 def _repeat_heads(ctx, x, rep):
     """[B, H, S, D] -> [B, H*rep, S, D], each head repeated ``rep`` times in place (h0 h0 h1 h1 ...)."""
-    b, h, s, d = _type(ctx, x).shape
+    b, h, s, d = ctx.type_of(x).shape
     x = ctx.op("broadcast", ctx.op("reshape", x, shape=[b, h, 1, s, d]), shape=[b, h, rep, s, d])
     return ctx.op("reshape", x, shape=[b, dims.mul(h, rep), s, d])
 
@@ -508,7 +498,7 @@ def _einsum_diagonal(ctx, x, labels):
         c = next(c for c in labels if labels.count(c) > 1)
         i = labels.index(c)
         j = labels.index(c, i + 1)
-        t = _type(ctx, x)
+        t = ctx.type_of(x)
         n = t.shape[i]
         if not isinstance(n, int):
             ctx.fail(f"a repeated label '{c}' needs a static dim, got {n}")
@@ -528,7 +518,7 @@ def _einsum_pair(ctx, a, la, b, lb, keep):
     contr = [c for c in la if c in lb and c not in keep]
     afree = [c for c in la if c not in lb]
     bfree = [c for c in lb if c not in la]
-    ta, tb = _type(ctx, a), _type(ctx, b)
+    ta, tb = ctx.type_of(a), ctx.type_of(b)
     da = dict(zip(la, ta.shape))
     db = dict(zip(lb, tb.shape))
     a = ctx.op("transpose", a, perm=[la.index(c) for c in batch + afree + contr])
@@ -539,7 +529,7 @@ def _einsum_pair(ctx, a, la, b, lb, keep):
     a = ctx.op("reshape", a, shape=[da[c] for c in batch] + [m, k])
     b = ctx.op("reshape", b, shape=[db[c] for c in batch] + [k, n])
     y = ctx.op("matmul", a, b)
-    bshape = list(_type(ctx, y).shape[:len(batch)])
+    bshape = list(ctx.type_of(y).shape[:len(batch)])
     y = ctx.op("reshape", y, shape=bshape + [da[c] for c in afree] + [db[c] for c in bfree])
     return y, batch + afree + bfree
 
@@ -587,7 +577,7 @@ def _centered_i32(ctx, x, zp, zp_axis_from_end=None):
     if zp is None:
         return x
     z = ctx.op("cast", zp, to="i32")
-    zt = _type(ctx, z)
+    zt = ctx.type_of(z)
     if zp_axis_from_end is not None and zt.rank == 1 and zt.shape[0] != 1:
         z = ctx.op("reshape", z, shape=[zt.shape[0]] + [1] * zp_axis_from_end)
     return ctx.op("sub", x, z)
@@ -622,7 +612,7 @@ def conv_integer(ctx):
 def _requantize(ctx, acc, scale, y_scale, y_zp, out_dtype, channel_axis_from_end=None):
     """Saturate(round_half_even(acc * scale / y_scale) + y_zp), computed in float64."""
     s = ctx.op("div", ctx.op("mul", *scale), y_scale)  # in the scales' own precision
-    st = _type(ctx, s)
+    st = ctx.type_of(s)
     if channel_axis_from_end is not None and st.rank == 1 and st.shape[0] != 1:
         s = ctx.op("reshape", s, shape=[st.shape[0]] + [1] * channel_axis_from_end)
     y = ctx.op("mul", ctx.op("cast", acc, to="f64"), ctx.op("cast", s, to="f64"))
@@ -691,7 +681,7 @@ def rotary_embedding(ctx):
     if ctx.has_input(3):
         cos = ctx.op("gather", cos, ctx.input(3), axis=0)
         sin = ctx.op("gather", sin, ctx.input(3), axis=0)
-    cb, cs, half = _type(ctx, cos).shape
+    cb, cs, half = ctx.type_of(cos).shape
     if half != r // 2:
         ctx.fail(f"the caches' last dim {half} is not rotary_embedding_dim / 2 = {r // 2}")
     shape = [cb, cs, half]
@@ -705,7 +695,7 @@ def rotary_embedding(ctx):
     real = ctx.op("sub", ctx.op("mul", cos, x1), ctx.op("mul", sin, x2))
     imag = ctx.op("add", ctx.op("mul", sin, x1), ctx.op("mul", cos, x2))
     if ctx.attr("interleaved", 0):
-        lead = list(_type(ctx, real).shape)
+        lead = list(ctx.type_of(real).shape)
         pair = ctx.op("concat", ctx.op("reshape", real, shape=lead + [1]),
                       ctx.op("reshape", imag, shape=lead + [1]), axis=-1)
         rot = ctx.op("reshape", pair, shape=lead[:-1] + [r])
@@ -781,7 +771,7 @@ def _rnn_activations(ctx, defaults, num_directions):
 
 def _activate(ctx, fn, x):
     name, alpha, beta = fn
-    dt = _type(ctx, x).dtype
+    dt = ctx.type_of(x).dtype
     c = lambda v: _scalar(ctx, v, dt)  # noqa: E731
     if name in ("relu", "tanh", "sigmoid"):
         return ctx.op(name, x)
@@ -832,7 +822,7 @@ class _Recurrence:
         if self.layout:
             x = ctx.op("transpose", x, perm=[1, 0, 2])
         self.x = x
-        self.steps, self.batch = _type(ctx, x).shape[:2]
+        self.steps, self.batch = ctx.type_of(x).shape[:2]
         if not isinstance(self.steps, int):
             ctx.fail(f"the sequence length must be static to unroll, got {self.steps}")
         self.dtype = ctx.dtype(0)
@@ -1044,12 +1034,12 @@ def linear_attention(ctx):
     if any(ctx.rank(i) != 3 for i in range(3)):
         ctx.fail("query, key and value must be [B, T, H*D]")
     out_dt = ctx.dtype(0)
-    f32 = lambda v: v if _type(ctx, v).dtype.name == "f32" else ctx.op("cast", v, to="f32")  # noqa: E731
+    f32 = lambda v: v if ctx.type_of(v).dtype.name == "f32" else ctx.op("cast", v, to="f32")  # noqa: E731
     q = _heads_first(ctx, f32(ctx.input(0)), hq)
     k = _heads_first(ctx, f32(ctx.input(1)), hkv)
     v = _heads_first(ctx, f32(ctx.input(2)), hkv)
-    b, _, steps, dk = _type(ctx, k).shape
-    dv = _type(ctx, v).shape[3]
+    b, _, steps, dk = ctx.type_of(k).shape
+    dv = ctx.type_of(v).shape[3]
     if not isinstance(steps, int):
         ctx.fail(f"the sequence length must be static to unroll, got {steps}")
     if gating:
@@ -1093,9 +1083,9 @@ def linear_attention(ctx):
 def _bilinear_gather(ctx, xg, pos, sizes):
     """Sample ``xg`` [N, G, Cg, prod(sizes)] at fractional positions ``pos`` (one [N, G, K, P] tensor
     per spatial axis), multilinear over the 2^n neighbours, zero outside. Returns [N, G, Cg, K*P]."""
-    dt = _type(ctx, pos[0]).dtype
-    n, g, k, p = _type(ctx, pos[0]).shape
-    cg = _type(ctx, xg).shape[2]
+    dt = ctx.type_of(pos[0]).dtype
+    n, g, k, p = ctx.type_of(pos[0]).shape
+    cg = ctx.type_of(xg).shape[2]
     floors = [ctx.op("floor", q) for q in pos]
     fracs = [ctx.op("sub", q, f) for q, f in zip(pos, floors)]
     lows = [ctx.op("cast", f, to="i64") for f in floors]
@@ -1277,32 +1267,6 @@ def causal_conv_with_state(ctx):
 
 # --- FlexAttention (ai.onnx.preview) ------------------------------------------------------------
 
-def _inline_graph(ctx, name, inputs):
-    """Convert the single-output subgraph attribute ``name`` in line, its inputs bound to ``inputs``.
-
-    Uses the importer's walk node by node; the subgraph's value names are visible only while it is
-    converted (outer-scope names stay readable inside it).
-    """
-    from onnx import numpy_helper
-
-    graph = next(a.g for a in ctx.node.attribute if a.name == name)
-    if len(graph.input) != len(inputs) or len(graph.output) != 1:
-        ctx.fail(f"subgraph '{name}' must take {len(inputs)} input(s) and give 1 output")
-    imp = ctx._imp
-    saved = dict(imp.alias)
-    imp.b.reserve({v for n in graph.node for v in list(n.output)})
-    try:
-        for vi, v in zip(graph.input, inputs):
-            imp.alias[vi.name] = v
-        for t in graph.initializer:
-            imp.alias[t.name] = imp.b.const(numpy_helper.to_array(t), t.name)
-        for node in graph.node:
-            imp._convert(node)
-        return imp.alias[graph.output[0].name]
-    finally:
-        imp.alias = saved
-
-
 @converter("FlexAttention", since=1, domain="ai.onnx.preview")
 def flex_attention(ctx):
     """softmax(score_mod(Q*s @ (K*s)^T)) -> prob_mod -> @ V, s = sqrt(scale); scores in
@@ -1332,10 +1296,10 @@ def flex_attention(ctx):
     if cdt != dt:
         scores = ctx.op("cast", scores, to=cdt)
     if ctx.has_attr("score_mod"):
-        scores = _inline_graph(ctx, "score_mod", [scores])
+        (scores,) = ctx.inline_region("score_mod", [scores])
     probs = _softmax_last(ctx, scores)
     if ctx.has_attr("prob_mod"):
-        probs = _inline_graph(ctx, "prob_mod", [probs])
+        (probs,) = ctx.inline_region("prob_mod", [probs])
     if cdt != dt:
         v = ctx.op("cast", v, to=cdt)
     y = ctx.op("matmul", probs, v)
