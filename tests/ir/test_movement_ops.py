@@ -138,6 +138,8 @@ def test_pad_negative_and_value():
     want = np.pad(x[1:, :2], [(0, 0), (1, 0)], constant_values=7)
     np.testing.assert_array_equal(y, want)
     assert infer("pad", TensorType("f32", ["n", 4]), None, pads=[1, 0, 1, 0]).shape == ("n+2", 4)
+    with pytest.raises(ValueError, match="negative size"):
+        infer("pad", TensorType("f32", [3]), None, pads=[-2, -2])
 
 
 def test_gather_family():
@@ -284,3 +286,34 @@ def test_slice_of_a_symbolic_dim(start, end, want):
     g = b.build([b.op("slice", x, starts=[start], ends=[end], axes=[0], steps=[1])])
     xv = np.zeros((6, 4), np.float32)
     assert list(interpret(g, [xv]).values())[0].shape == xv[start:end].shape
+
+
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_BOUND = st.one_of(st.integers(-7, 7), st.sampled_from([2**63 - 1, -(2**63)]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_BOUND, _BOUND, st.sampled_from([-3, -1, 1, 2])), min_size=1, max_size=3))
+def test_slice_inference_matches_numpy(specs):
+    """Any bounds, clamped python-style: the inferred shape is numpy's, for slice and slice_dynamic."""
+    x = np.arange(5 * 4 * 3, dtype=np.int32).reshape(5, 4, 3)
+    specs = specs[:3]
+    axes = list(range(len(specs)))
+    starts, ends, steps = ([s[k] for s in specs] for k in range(3))
+    want = x[tuple(slice(s, e, st_) for s, e, st_ in specs)]
+    np.testing.assert_array_equal(run("slice", x, starts=starts, ends=ends, axes=axes, steps=steps), want)
+    got = run("slice_dynamic", x, np.array(starts, I64), np.array(ends, I64), None, np.array(steps, I64), axes=axes)
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-2, 3), min_size=2, max_size=2), st.sampled_from(["constant", "reflect", "edge", "wrap"]))
+def test_pad_matches_numpy(pads2, mode):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assume(3 + min(pads2[0], 0) + min(pads2[1], 0) >= 1)  # something is left to pad
+    pads = [pads2[0], 1, pads2[1], 0]
+    crop = x[max(-pads[0], 0):3 - max(-pads[2], 0), :]
+    want = np.pad(crop, [(max(pads[0], 0), max(pads[2], 0)), (1, 0)], mode=mode)
+    np.testing.assert_array_equal(run("pad", x, None, pads=pads, mode=mode), want)

@@ -279,7 +279,10 @@ class Pad:
         require(value is None or (value.dtype == x.dtype and value.rank == 0 or value.shape == (1,)),
                 f"pad: value must be a scalar of {x.dtype}, got {value}")
         r = x.rank
-        return TensorType(x.dtype, [dims.add(d, pads[i] + pads[i + r]) for i, d in enumerate(x.shape)])
+        shape = [dims.add(d, pads[i] + pads[i + r]) for i, d in enumerate(x.shape)]
+        require(all(not isinstance(d, int) or d >= 0 for d in shape),
+                f"pad: pads {list(pads)} crop {x} to a negative size")
+        return TensorType(x.dtype, shape)
 
     def reference(x, value, pads, mode):
         return pad_array(x, value, pads, mode)
