@@ -2,4 +2,4 @@
 
 One module per family; each op is defined once, in one of them.
 """
-from . import control, elementwise, image, indexing, linalg, movement, reduce, scan  # noqa: F401
+from . import control, elementwise, image, indexing, linalg, movement, reduce, scan, detection  # noqa: F401
