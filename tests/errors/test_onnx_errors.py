@@ -139,3 +139,28 @@ def test_symbolic_dim_bound_consistently():
     g = from_onnx(m)
     with pytest.raises(kiln.InterpreterError, match="input 'w'.*n=2"):
         kiln.interpret(g, [np.zeros((2, 4), np.float32), np.zeros((3, 4), np.float32)])
+
+
+def test_bad_attribute_names_the_node():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
+    m = _model([helper.make_node("Transpose", ["x"], ["y"], name="tr", perm=[0, 0])], [x], [y])
+    with pytest.raises(kiln.ConversionError, match="Transpose node 'tr' \\(opset 17\\).*perm"):
+        from_onnx(m)
+
+
+def test_undefined_input_names_the_node_and_value():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    m = _model([helper.make_node("Add", ["x", "ghost"], ["y"], name="adder")], [x], [y])
+    with pytest.raises(kiln.ConversionError, match="Add node 'adder'.*'ghost' is not defined"):
+        from_onnx(m)
+
+
+def test_shape_mismatch_names_the_node():
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [4, 5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])
+    m = _model([helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")], [a, b], [y])
+    with pytest.raises(kiln.ConversionError, match="MatMul node 'mm'.*inner dims"):
+        from_onnx(m)

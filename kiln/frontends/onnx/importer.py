@@ -321,6 +321,9 @@ class Importer:
             raise
         except (ValueError, TypeError, KeyError, IndexError, NotImplementedError) as e:
             raise ConversionError(f"{node.op_type} node '{ctx.name}' (opset {opset}): {e}") from e
+        except Exception as e:  # noqa: BLE001 - a converter bug still names the node, never a bare traceback
+            raise ConversionError(f"{node.op_type} node '{ctx.name}' (opset {opset}): "
+                                  f"internal error {type(e).__name__}: {e}") from e
         if result is None:
             result = []
         elif isinstance(result, str):
