@@ -517,3 +517,23 @@ def test_more_errors_name_the_problem():
     with pytest.raises(ConversionError, match="mode 'area' is not supported"):
         from_onnx(make_model("Resize", {"x": IMG, "r": np.zeros(0, np.float32), "s": np.ones(4, np.float32)}, 13,
                              initializers=("r", "s"), mode="area"))
+
+
+def test_symbolic_resize_sizes_computed_from_shape():
+    """Exporters compute sizes as Cast(Floor(Cast(Shape(x)[2:], float) * 2)): a 2x upsample of h, w."""
+    n, f = helper.make_node, TensorProto.FLOAT
+    nodes = [n("Shape", ["x"], ["s"]), n("Slice", ["s", "z", "two"], ["nc"]), n("Slice", ["s", "two", "four"], ["hw"]),
+             n("Cast", ["hw"], ["hwf"], to=f), n("Mul", ["hwf", "sc"], ["hw2f"]), n("Floor", ["hw2f"], ["hw2ff"]),
+             n("Cast", ["hw2ff"], ["hw2"], to=TensorProto.INT64), n("Concat", ["nc", "hw2"], ["sizes"], axis=0),
+             n("Resize", ["x", "", "", "sizes"], ["y"], mode="linear")]
+    inits = [numpy_helper.from_array(np.array(v, I64), k) for k, v in {"z": [0], "two": [2], "four": [4]}.items()]
+    inits.append(numpy_helper.from_array(np.array([2.0, 2.0], np.float32), "sc"))
+    g = helper.make_graph(nodes, "u", [helper.make_tensor_value_info("x", f, ["b", 3, "h", "w"])],
+                          [helper.make_tensor_value_info("y", f, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    kg = from_onnx(m)
+    assert kg.types["y"].shape == ("b", 3, "2*h", "2*w")
+    x = RNG.standard_normal((1, 3, 4, 5)).astype(np.float32)
+    sess = ort.InferenceSession(onnx.shape_inference.infer_shapes(m).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(kiln.interpret(kg, [x])["y"], sess.run(None, {"x": x})[0], rtol=1e-5, atol=1e-6)

@@ -16,6 +16,8 @@ twin runs on the run-time shape and carries the known dims as its ``dims`` hint.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ....ir import dims as D
@@ -55,8 +57,12 @@ def _trace(graph, value, producers, depth=0):
     """The value of an integer tensor as an object array of dims, or None when not derivable."""
     if value in graph.constants:
         arr = graph.constants[value]
-        if arr.dtype.kind not in "iub" or arr.size > 64:
+        if arr.dtype.kind not in "iubf" or arr.size > 64:
             return None
+        if arr.dtype.kind == "f":  # whole numbers only: dims are integers
+            if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
+                return None
+            arr = arr.astype(np.int64)
         return np.array(arr.tolist(), dtype=object).reshape(arr.shape)
     node = producers.get(value)
     if node is None or depth > 64 or len(node.outputs) != 1:
@@ -69,14 +75,14 @@ def _trace(graph, value, producers, depth=0):
     op = node.op
     if op == "shape":
         return np.array(graph.types[node.inputs[0]].shape[slice(a["start"], a["end"])], dtype=object)
-    if op in ("identity", "reshape", "cast", "gather", "slice", "concat"):
-        if op == "cast" and not a["to"].is_int:
+    if op in ("identity", "reshape", "cast", "gather", "slice", "concat", "floor", "ceil", "round"):
+        if op == "cast" and a["to"].kind == "bool":
             return None
         args = [arg(k) for k in range(len(node.inputs))] if op == "concat" else [arg(0)]
         if any(x is None for x in args):
             return None
         x = args[0]
-        if op in ("identity", "cast"):
+        if op in ("identity", "cast", "floor", "ceil", "round"):  # the values are whole numbers already
             return x
         if op == "reshape":
             return x.reshape([int(d) for d in a["shape"]]) if all(isinstance(d, int) for d in a["shape"]) else None
@@ -941,16 +947,38 @@ def _present(ctx, i):
 def _static_plan(xs, axes, scales, sizes=None, policy="stretch"):
     """Result sizes and scales of every dim, or None when they are known only at run time.
 
-    A symbolic dim resized by a whole-number scale keeps a symbolic size (``2*h``).
+    A symbolic dim resized by a whole-number factor keeps a symbolic size (``2*h``), whether the
+    factor comes as a scale or as a size that is a multiple of the dim.
     """
     from ....ir.ops.image import resize_plan
 
     sym = [j for j, a in enumerate(axes) if not isinstance(xs[a], int)]
-    if sym and (scales is None or any(float(scales[j]) != int(scales[j]) for j in sym)):
-        return None
-    out_sizes, out_scales = resize_plan([d if isinstance(d, int) else 1 for d in xs], axes, scales, sizes, policy)
-    out_sizes = [n if isinstance(d, int) else D.mul(d, int(out_scales[i]))
-                 for i, (n, d) in enumerate(zip(out_sizes, xs))]
+    if not sym:
+        if sizes is not None and any(not isinstance(n, int) for n in sizes):
+            return None
+        return resize_plan(list(xs), axes, scales, sizes, policy)
+    out_sizes, out_scales = list(xs), [1.0] * len(xs)
+    for j, a in enumerate(axes):
+        d = xs[a]
+        if sizes is not None:
+            if policy != "stretch":
+                return None
+            n = D.canonical(sizes[j])
+            f = D.div_exact(n, d) if not isinstance(d, int) else None
+            if isinstance(d, int):
+                if not isinstance(n, int):
+                    return None
+                out_sizes[a], out_scales[a] = n, n / d
+            elif isinstance(f, int):
+                out_sizes[a], out_scales[a] = n, float(f)
+            else:
+                return None
+        else:
+            f = float(scales[j])
+            if not isinstance(d, int) and f != int(f):
+                return None
+            out_sizes[a] = int(math.floor(f * d)) if isinstance(d, int) else D.mul(d, int(f))
+            out_scales[a] = f
     return out_sizes, out_scales
 
 
@@ -969,6 +997,9 @@ def _resize(ctx, x, roi_i, scales_i, sizes_i, **attrs):
     val = ctx.const_value(operand)
     xs = ctx.shape(0)
     plan = None
+    if has_sizes and val is None:
+        val = known_dims(ctx, sizes_i)  # sizes computed from symbolic dims
+        val = None if val is None or None in val else np.array(val, dtype=object)
     if val is not None and not roi_rt:
         plan = _static_plan(xs, axes, val.tolist() if has_scales else None, val.tolist() if has_sizes else None,
                             policy)
