@@ -204,8 +204,8 @@ def recipe(name, ops=None, weight=4):
     return deco
 
 
-# known reference bugs worked around here (see the op's definition): erf of a 0-d array
-_NEEDS_RANK1 = {"erf"}
+# ops whose reference cannot take a 0-d array (none now; erf could not, once)
+_NEEDS_RANK1: set = set()
 
 
 def _unary(name, cls):
