@@ -101,11 +101,12 @@ def _trace(graph, value, producers, depth=0):
         if x is None or y is None:
             return None
         xb, yb = np.broadcast_arrays(x, y)
+        is_float = graph.types[node.outputs[0]].dtype.is_float  # float division must come out whole
         out = np.empty(xb.shape, dtype=object)
         for k in np.ndindex(*xb.shape):
             if op == "div":
                 a_, b_ = xb[k], yb[k]
-                if isinstance(a_, int) and isinstance(b_, int) and b_:
+                if isinstance(a_, int) and isinstance(b_, int) and b_ and not is_float:
                     q = abs(a_) // abs(b_) * (1 if (a_ < 0) == (b_ < 0) else -1)  # truncating, as ONNX Div
                 else:
                     q = D.div_exact(a_, b_)
