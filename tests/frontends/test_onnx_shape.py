@@ -537,3 +537,16 @@ def test_symbolic_resize_sizes_computed_from_shape():
     sess = ort.InferenceSession(onnx.shape_inference.infer_shapes(m).SerializeToString(),
                                 providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(kiln.interpret(kg, [x])["y"], sess.run(None, {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+def test_shape_tracing_does_not_round_float_division():
+    """5.0 / 2 * 2 is 5.0, not 4: a float division that is not whole stops the symbolic trace."""
+    n = helper.make_node
+    nodes = [n("Shape", ["x"], ["s"]), n("Cast", ["s"], ["sf"], to=TensorProto.FLOAT), n("Div", ["sf", "two"], ["h"]),
+             n("Mul", ["h", "two"], ["back"]), n("Cast", ["back"], ["t"], to=TensorProto.INT64),
+             n("Reshape", ["x", "t"], ["y"])]
+    g = helper.make_graph(nodes, "d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, "n"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(np.array([2.0, 1.0], np.float32), "two")])
+    kg = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+    assert kiln.interpret(kg, [np.zeros((5, 3), np.float32)])["y"].shape == (5, 3)
