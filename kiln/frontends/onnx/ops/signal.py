@@ -1,4 +1,5 @@
-"""Converters for ONNX signal processing: DFT, STFT, the window functions and MelWeightMatrix.
+"""Converters for ONNX signal processing and feature extraction: DFT, STFT, the window functions,
+MelWeightMatrix and TfIdfVectorizer (token-id n-gram counts).
 
 None of these adds a core op. A DFT along one axis is two matrix products with cos / sin
 matrices (``[M, L]``, one row per output bin, one column per input sample): the axis is moved
@@ -14,6 +15,9 @@ Version notes: DFT-17 takes ``axis`` as an attribute (default 1), DFT-20 as an o
 (default -2); a run-time axis becomes a chain of ``if`` nodes, one branch per possible axis.
 DFT with ``inverse=1, onesided=1`` is the inverse real FFT: a one-sided spectrum in, a real
 signal (last dim 1) of ``dft_length`` (default ``2 * (bins - 1)``) samples out.
+
+TfIdfVectorizer compares gathered token windows with the (constant) n-gram pool; only integer
+token ids are supported (kiln has no string tensors), and the row length must be static.
 """
 from __future__ import annotations
 
@@ -396,3 +400,98 @@ def mel_weight_matrix(ctx):
     out = e.op("where", in_fall, falling, e.op("where", in_rise, rising, _f64(e, 0.0)))
     return _cast(e, out, _out_dtype(ctx))
 
+
+
+# --- TfIdfVectorizer ------------------------------------------------------------------------------
+
+
+def _tfidf_pool(ctx):
+    """The n-grams the node counts: {size: (grams [G, size] int64, output index per gram [G])}."""
+    if ctx.has_attr("pool_strings") and not ctx.has_attr("pool_int64s"):
+        ctx.fail("string n-gram pools (pool_strings) are not supported: kiln has no string tensors")
+    pool = np.asarray(ctx.attr("pool_int64s", []), dtype=np.int64)
+    counts = [int(c) for c in ctx.attr("ngram_counts", [])]
+    indexes = [int(i) for i in ctx.attr("ngram_indexes", [])]
+    lo, hi = int(ctx.attr("min_gram_length", 0)), int(ctx.attr("max_gram_length", 0))
+    if not 1 <= lo <= hi:
+        ctx.fail(f"min_gram_length {lo} and max_gram_length {hi} must satisfy 1 <= min <= max")
+    if not indexes:
+        ctx.fail("ngram_indexes is empty")
+    table: dict = {}  # gram (tuple) -> output index; a repeated gram keeps its last id, as ONNX does
+    gram_id = 0
+    for level, start in enumerate(counts):
+        size = level + 1
+        end = counts[level + 1] if level + 1 < len(counts) else len(pool)
+        if not 0 <= start <= end <= len(pool):
+            ctx.fail(f"ngram_counts {counts} do not index the pool of {len(pool)} items")
+        for g in range((end - start) // size):
+            if lo <= size <= hi:
+                if gram_id >= len(indexes):
+                    ctx.fail(f"ngram_indexes has {len(indexes)} entries, fewer than the pool's n-grams")
+                table[tuple(pool[start + g * size:start + (g + 1) * size])] = indexes[gram_id]
+            gram_id += 1
+    by_size: dict = {}
+    for gram, out in table.items():
+        by_size.setdefault(len(gram), []).append((gram, out))
+    return {n: (np.array([g for g, _ in v], np.int64).reshape(len(v), n), np.array([o for _, o in v], np.int64))
+            for n, v in sorted(by_size.items())}, max(indexes) + 1
+
+
+@converter("TfIdfVectorizer", since=9)
+def tfidf_vectorizer(ctx):
+    """n-gram counts by comparison with the constant pool, then TF / IDF / TFIDF weighting.
+
+    For each n-gram size ``n`` and skip distance ``d`` (``d = 1`` only for unigrams, else
+    ``1 .. max_skip_count + 1``) the windows ``x[s], x[s + d], ..., x[s + (n - 1) d]`` are gathered
+    ``[B, S, n]``, compared with the pool's n-grams of that size ``[G, n]``, reduced to matches per
+    gram ``[B, G]`` and routed to output columns by a one-hot matrix product.
+    """
+    e = _Main(ctx)
+    t = ctx.type(0)
+    mode = ctx.attr("mode", "")
+    if mode not in ("TF", "IDF", "TFIDF"):
+        ctx.fail(f"mode must be 'TF', 'IDF' or 'TFIDF', got {mode!r}")
+    if not t.dtype.is_int:
+        ctx.fail(f"input must be an int32/int64 tensor of token ids, got {t} (string tensors are not supported)")
+    if t.rank not in (1, 2):
+        ctx.fail(f"input must be [C] or [B, C], got {t}")
+    length = t.shape[-1]
+    if not isinstance(length, int):
+        ctx.fail(f"the row length (last dim of {t}) must be known at compile time")
+    skip = int(ctx.attr("max_skip_count", 0))
+    if skip < 0:
+        ctx.fail(f"max_skip_count must be >= 0, got {skip}")
+    pools, out_size = _tfidf_pool(ctx)
+    x = _cast(e, ctx.input(0), I64)
+    if t.rank == 1:
+        x = e.op("reshape", x, shape=(1, length))
+    batch = e.type(x).shape[0]
+    onehots = {n: np.eye(out_size, dtype=np.float32)[outs] for n, (_, outs) in pools.items()}
+    total = None
+    for n, (grams, _) in pools.items():
+        for d in range(1, (1 if n == 1 else skip + 1) + 1):
+            span = (n - 1) * d
+            if span >= length:
+                break
+            index = np.arange(length - span)[:, None] + d * np.arange(n)[None, :]  # [S, n]
+            windows = e.op("gather", x, e.const(index), axis=1)  # [B, S, n]
+            windows = e.op("reshape", windows, shape=(batch, length - span, 1, n))
+            hit = e.op("cast", e.op("equal", windows, e.const(grams)), to=kd.float32)  # [B, S, G, n]
+            per_gram = e.op("reduce_sum", e.op("reduce_min", hit, axes=(3,), keepdims=False), axes=(1,),
+                            keepdims=False)  # [B, G]
+            counts = e.op("matmul", per_gram, e.const(onehots[n]))
+            total = counts if total is None else e.op("add", total, counts)
+    if total is None:
+        total = e.op("broadcast", e.const(np.zeros((1, out_size), np.float32)), shape=(batch, out_size))
+    weights = ctx.attr("weights", None)
+    w = None if weights is None or len(weights) == 0 else np.asarray(weights, np.float32)
+    if w is not None and w.shape != (out_size,):
+        ctx.fail(f"weights has {w.size} entries, the output has {out_size} columns")
+    if mode == "IDF":
+        seen = e.op("greater", total, e.const(np.float32(0)))
+        total = e.op("where", seen, e.const(w if w is not None else np.float32(1)), e.const(np.float32(0)))
+    elif mode == "TFIDF" and w is not None:
+        total = e.op("mul", total, e.const(w))
+    if t.rank == 1:
+        total = e.op("reshape", total, shape=(out_size,))
+    return total
