@@ -69,8 +69,8 @@ def _suppressed(corners, i: int, kept: list, iou_threshold) -> bool:
 class NonMaxSuppression:
     """Greedy per-class NMS; int64 ``[selected, 3]`` rows ``(batch, class, box)``. See the module doc."""
 
-    def infer(boxes: TensorType, scores: TensorType, max_output: TensorType, iou_threshold: TensorType,
-              score_threshold: TensorType, center_point_box):
+    def infer(boxes: TensorType, scores: TensorType, max_output: TensorType = None,
+              iou_threshold: TensorType = None, score_threshold: TensorType = None, *, center_point_box):
         require(boxes.rank == 3 and (boxes.shape[2] == 4 or isinstance(boxes.shape[2], str)),
                 f"non_max_suppression: boxes must be [batch, boxes, 4], got {boxes}")
         require(boxes.dtype.is_float, f"non_max_suppression: boxes must be floats, got {boxes}")
@@ -88,7 +88,7 @@ class NonMaxSuppression:
                         f"non_max_suppression: {what} must be a float scalar, got {t}")
         return TensorType("i64", [dims.UNKNOWN, 3])
 
-    def reference(boxes, scores, max_output, iou_threshold, score_threshold, center_point_box):
+    def reference(boxes, scores, max_output=None, iou_threshold=None, score_threshold=None, *, center_point_box):
         ct = boxes.dtype if boxes.dtype in (np.float32, np.float64) else np.dtype(np.float32)
         limit = max(int(_scalar(max_output, 0)), 0)
         iou_t = ct.type(_scalar(iou_threshold, 0.0))

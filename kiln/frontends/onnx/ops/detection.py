@@ -35,6 +35,4 @@ def non_max_suppression(ctx):
             if want is None and t.dtype != kd.int64:
                 v = ctx.op("cast", v, to=kd.int64)
         ops.append(v)
-    while ops and ops[-1] is None:
-        ops.pop()
     return ctx.op("non_max_suppression", *ops, center_point_box=bool(center))
