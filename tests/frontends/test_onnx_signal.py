@@ -252,3 +252,20 @@ def test_mel_weight_matrix(n_mel, dft_length, rate, lo, hi):
     # all constant: the matrix itself is a constant
     g = from_onnx(make_model("MelWeightMatrix", inputs, 17, initializers=inputs))
     assert not g.nodes
+
+
+def test_symbolic_signal_length():
+    """A signal axis of run-time length: the cos/sin matrices and the frame count are run-time values."""
+    x = RNG.standard_normal((2, 50, 1)).astype(np.float32)
+    window = np.hanning(10).astype(np.float32)
+    model = make_model("STFT", {"x": x, "step": np.array(4, np.int64), "w": window}, 17,
+                       initializers={"step": np.array(4, np.int64)}, shapes={"x": ["B", "L", 1]})
+    g = from_onnx(model)
+    for length in (50, 33):
+        xx = RNG.standard_normal((2, length, 1)).astype(np.float32)
+        got = list(kiln.interpret(g, [xx, window]).values())[0]
+        np.testing.assert_allclose(got, run_ort(model, {"x": xx, "w": window}), rtol=1e-4, atol=1e-4)
+    g = from_onnx(make_model("DFT", {"x": x}, 17, shapes={"x": ["B", "L", 1]}, axis=1, onesided=1))
+    xx = RNG.standard_normal((2, 21, 1)).astype(np.float32)
+    got = list(kiln.interpret(g, [xx]).values())[0]
+    np.testing.assert_allclose(got, as_pairs(np.fft.rfft(xx[..., 0], axis=1)), rtol=1e-4, atol=1e-4)
