@@ -68,7 +68,7 @@ class _Region:
         if opdef.outputs == 1 and any(ins) and all((not i) or i in consts for i in ins):
             nattrs = opdef.normalize_attrs(attrs, f"op '{name}'")
             (t,) = infer_node(opdef, [self.b.type_of(i) if i else None for i in ins], nattrs, f"op '{name}'")
-            if all(isinstance(d, int) for d in t.shape):
+            if all(isinstance(d, int) or d == "?" for d in t.shape):  # '?': known once evaluated
                 return self.b.const(opdef.reference(*[consts[i] if i else None for i in ins], **nattrs), name)
         return self.b.op(name, *inputs, **attrs)
 
@@ -244,12 +244,15 @@ def dft_20(ctx):
     axis = e.op("mod", _scalar(e, ctx.input(2), what="axis"), _i64(e, rank))  # -r .. -2 -> 0 .. r-2
     operands = [ctx.input(0)]
     n = _dft_length(ctx, e, 1)
-    if n is not None:
-        operands.append(n)
+    n_static = None if n is None else ctx._imp.b.graph.constants.get(n)
+    if n is not None and n_static is None:
+        operands.append(n)  # a run-time length enters the branches as an operand
     inverse, onesided = bool(ctx.attr("inverse", 0)), bool(ctx.attr("onesided", 0))
 
     def body(r, ins, a):
-        return dft(r, ins[0], a, ins[1] if len(ins) > 1 else None, inverse, onesided)
+        # a constant length is re-made inside each branch, so the matrices fold there too
+        length = ins[1] if len(ins) > 1 else (None if n_static is None else _i64(r, n_static))
+        return dft(r, ins[0], a, length, inverse, onesided)
 
     return _axis_chain(ctx, e, axis, list(range(rank - 1)), operands, body)
 
@@ -266,7 +269,9 @@ def _axis_chain(ctx, e, axis, candidates, operands, body):
             out = body(r, ins[1:], cands[0])
         else:
             out = _select(r, ins[0], ins, cands)
-        return r.b.build([out])
+        graph = r.b.build([out])
+        graph.prune_constants()  # the intermediates of folded matrices
+        return graph
 
     def _select(em, ax, ins, cands):
         cond = em.op("equal", ax, _i64(em, cands[0]))
