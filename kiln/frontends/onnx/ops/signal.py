@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from ....ir import dims as _dims
 from ....ir import dtypes as kd
 from ....ir.builder import GraphBuilder, infer_node
 from ....ir.registry import get as get_op
@@ -68,7 +69,7 @@ class _Region:
         if opdef.outputs == 1 and any(ins) and all((not i) or i in consts for i in ins):
             nattrs = opdef.normalize_attrs(attrs, f"op '{name}'")
             (t,) = infer_node(opdef, [self.b.type_of(i) if i else None for i in ins], nattrs, f"op '{name}'")
-            if all(isinstance(d, int) or d == "?" for d in t.shape):  # '?': known once evaluated
+            if all(isinstance(d, int) or d == _dims.UNKNOWN for d in t.shape):  # '?': known once evaluated
                 return self.b.const(opdef.reference(*[consts[i] if i else None for i in ins], **nattrs), name)
         return self.b.op(name, *inputs, **attrs)
 
@@ -385,7 +386,10 @@ def mel_weight_matrix(ctx):
     hz = e.op("mul", e.op("sub", e.op("exp", e.op("mul", points, _f64(e, math.log(10) / 2595.0))), _f64(e, 1.0)),
               _f64(e, 700.0))
     scale = _cast(e, e.op("add", dft_length, _i64(e, 1)), F64)
-    bins = _cast(e, e.op("floor", e.op("div", e.op("mul", scale, hz), rate)), I64)  # FFT bin of each point
+    # FFT bin of each point: (dft_length + 1) * hz // rate, as numpy's floor division computes it
+    # ((a - a mod b) / b, rounded), so bins on exact multiples agree with the spec's formula
+    scaled = e.op("mul", scale, hz)
+    bins = _cast(e, e.op("round", e.op("div", e.op("sub", scaled, e.op("mod", scaled, rate)), rate)), I64)
     idx = _iota(e, n_mel)
     lower = e.op("gather", bins, idx, axis=0)
     center = e.op("gather", bins, e.op("add", idx, _i64(e, 1)), axis=0)
