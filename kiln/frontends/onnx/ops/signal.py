@@ -309,7 +309,8 @@ def stft(ctx):
     else:
         frame_length = _dim(e, x, 1)
     length = _dim(e, x, 1)
-    n_frames = e.op("add", e.op("div", e.op("sub", length, frame_length), step), _i64(e, 1))
+    # 1 + (length - frame_length) // step, and no frames when the signal is shorter than one
+    n_frames = e.op("max", e.op("div", e.op("add", e.op("sub", length, frame_length), step), step), _i64(e, 0))
     starts = e.op("mul", _iota(e, n_frames), step)
     index = e.op("add", _column(e, starts), _iota(e, frame_length))  # [frames, frame_length]
     frames = e.op("gather", x, index, axis=1)  # [batch, frames, frame_length, c]
