@@ -180,6 +180,8 @@ def test_dft_errors(x, attrs, match):
 def _stft_numpy(x, step, window, length, onesided=True):
     frames = [x[:, s:s + length] for s in range(0, x.shape[1] - length + 1, step)]
     w = np.ones(length) if window is None else window
+    if not frames:
+        return np.zeros((x.shape[0], 0, length), np.complex128)
     spec = np.stack([np.fft.fft(f * w, axis=1) for f in frames], axis=1)
     return spec[:, :, :length // 2 + 1] if onesided else spec
 
@@ -269,3 +271,17 @@ def test_symbolic_signal_length():
     xx = RNG.standard_normal((2, 21, 1)).astype(np.float32)
     got = list(kiln.interpret(g, [xx]).values())[0]
     np.testing.assert_allclose(got, as_pairs(np.fft.rfft(xx[..., 0], axis=1)), rtol=1e-4, atol=1e-4)
+
+
+def test_stft_frame_count_at_run_time():
+    """frame_step and frame_length fed at run time; a signal shorter than a frame has no frames."""
+    x = RNG.standard_normal((1, 40, 1)).astype(np.float32)
+    model = make_model("STFT", {"x": x, "step": np.array(4, np.int64), "": None, "n": np.array(16, np.int64)}, 17,
+                       shapes={"x": [1, "L", 1]})
+    g = from_onnx(model)
+    for length, step, n in ((40, 4, 16), (19, 3, 8), (10, 4, 16)):
+        xx = RNG.standard_normal((1, length, 1)).astype(np.float32)
+        got = list(kiln.interpret(g, [xx, np.array(step, np.int64), np.array(n, np.int64)]).values())[0]
+        want = _stft_numpy(xx[..., 0], step, None, n)
+        assert got.shape == (1, want.shape[1], n // 2 + 1, 2)
+        np.testing.assert_allclose(got, as_pairs(want).reshape(got.shape), rtol=1e-4, atol=1e-4)
