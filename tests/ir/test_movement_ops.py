@@ -317,3 +317,9 @@ def test_pad_matches_numpy(pads2, mode):
     crop = x[max(-pads[0], 0):3 - max(-pads[2], 0), :]
     want = np.pad(crop, [(max(pads[0], 0), max(pads[2], 0)), (1, 0)], mode=mode)
     np.testing.assert_array_equal(run("pad", x, None, pads=pads, mode=mode), want)
+
+
+def test_broadcast_symbolic_dim_needs_an_operand_dim():
+    with pytest.raises(ValueError, match="no dim of the operand"):
+        run("broadcast", np.ones(4, np.float32), shape=["batch", 4])
+    assert run("broadcast", np.ones((2, 1), np.float32), shape=["batch", 4]).shape == (2, 4)

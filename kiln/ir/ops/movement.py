@@ -122,7 +122,11 @@ class Transpose:
 
 @op("broadcast", inputs=("x",), attrs={"shape": Attr("dims")}, traits=("injective",))
 class Broadcast:
-    """Numpy broadcast of x to exactly ``shape`` (x's rank <= len(shape))."""
+    """Numpy broadcast of x to exactly ``shape`` (x's rank <= len(shape)).
+
+    A symbolic dim of ``shape`` is x's dim at that position (the reference has no symbol
+    bindings); to broadcast to a size x does not have, use ``broadcast_dynamic``.
+    """
 
     def infer(x: TensorType, shape):
         require(x.rank <= len(shape), f"broadcast: cannot broadcast {x} to lower rank {list(shape)}")
@@ -132,8 +136,14 @@ class Broadcast:
         return TensorType(x.dtype, shape)
 
     def reference(x, shape):
-        target = [d if isinstance(d, int) else x.shape[i - (len(shape) - x.ndim)]
-                  for i, d in enumerate(shape)]
+        lead = len(shape) - x.ndim
+        target = []
+        for i, d in enumerate(shape):
+            if not isinstance(d, int):  # a symbolic dim must be x's own dim there (else: broadcast_dynamic)
+                require(i >= lead, f"broadcast: symbolic dim {d} of {list(shape)} has no dim of the operand "
+                                   f"{list(x.shape)} to take its size from")
+                d = x.shape[i - lead]
+            target.append(d)
         return contiguous(np.broadcast_to(x, target))
 
 
