@@ -7,16 +7,17 @@ Every pass is pure (never mutates its input) and property-tested against the int
 """
 from .base import (FunctionPass, Instrument, Pass, PassContext, PassManager, PassRecord, PassReport,
                    function_pass, run_passes)
-from .cse import CommonSubexpressions, cse
-from .dce import DeadCodeElimination, dce
-from .fold_constants import FoldConstants, fold_constants
-from .simplify import Simplify, simplify
+# The passes' functions stay in their modules (kiln.passes.dce.dce, ...): exporting them here
+# would shadow the module names.
+from .cse import CommonSubexpressions
+from .dce import DeadCodeElimination
+from .fold_constants import FoldConstants
+from .simplify import Simplify
 
 __all__ = [
     "Pass", "FunctionPass", "function_pass", "PassContext", "PassManager", "PassRecord", "PassReport",
     "Instrument", "run_passes",
-    "DeadCodeElimination", "dce", "CommonSubexpressions", "cse", "FoldConstants", "fold_constants",
-    "Simplify", "simplify", "default_pipeline",
+    "DeadCodeElimination", "CommonSubexpressions", "FoldConstants", "Simplify", "default_pipeline",
 ]
 
 

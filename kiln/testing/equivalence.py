@@ -57,14 +57,14 @@ def compare_outputs(name: str, a: np.ndarray, b: np.ndarray, rtol: float, atol: 
     rel = np.where(bad, np.nan_to_num(rel, nan=np.inf), 0.0)
     worst = np.unravel_index(int(np.argmax(err)), a.shape)
     worst_rel = np.unravel_index(int(np.argmax(rel)), a.shape)
-    idx = list(zip(*np.nonzero(bad)))
+    idx = [tuple(int(i) for i in k) for k in np.argwhere(bad)]  # argwhere: 0-d arrays too
     lines = [
         f"{name}: {len(idx)} of {a.size} elements differ (rtol={rtol:g}, atol={atol:g})",
         f"  max abs error {_fmt(err[worst])} at {tuple(int(i) for i in worst)}: {_fmt(a[worst])} vs {_fmt(b[worst])}",
         f"  max rel error {_fmt(rel[worst_rel])} at {tuple(int(i) for i in worst_rel)}: "
         f"{_fmt(a[worst_rel])} vs {_fmt(b[worst_rel])}",
     ]
-    shown = ", ".join(f"{tuple(int(i) for i in k)}: {_fmt(a[k])} vs {_fmt(b[k])}" for k in idx[:max_shown])
+    shown = ", ".join(f"{k}: {_fmt(a[k])} vs {_fmt(b[k])}" for k in idx[:max_shown])
     lines.append(f"  first differences: {shown}" + (" ..." if len(idx) > max_shown else ""))
     return "\n".join(lines)
 

@@ -3,7 +3,8 @@ from hypothesis import given
 
 import kiln
 import kiln.testing as kt
-from kiln.passes import DeadCodeElimination, dce
+from kiln.passes import DeadCodeElimination
+from kiln.passes.dce import dce
 
 P = DeadCodeElimination()
 

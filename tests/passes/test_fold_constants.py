@@ -5,7 +5,8 @@ from hypothesis import given
 import kiln
 import kiln.testing as kt
 from kiln.ir import GraphBuilder
-from kiln.passes import FoldConstants, PassContext, dce
+from kiln.passes import FoldConstants, PassContext
+from kiln.passes.dce import dce
 
 P = FoldConstants()
 

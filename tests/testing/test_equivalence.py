@@ -102,3 +102,14 @@ def test_failure_of_the_second_graph_is_an_assertion():
     h.types["y"] = h.types["y"].with_shape(("batch", 5))  # the interpreter's type check fails
     with pytest.raises(AssertionError, match="failed where"):
         kt.assert_equivalent(g, h)
+
+
+def test_scalar_outputs_are_compared():
+    b = GraphBuilder("g")
+    x = b.input("x", "f32", ())
+    g = b.build([b.op("relu", x, out="y")])
+    b = GraphBuilder("g")
+    x = b.input("x", "f32", ())
+    h = b.build([b.op("abs", x, out="y")])
+    with pytest.raises(AssertionError, match=r"1 of 1 elements differ.*\n.*at \(\): 0 vs 1"):
+        kt.assert_equivalent(g, h, inputs=[np.array(-1, np.float32)])
