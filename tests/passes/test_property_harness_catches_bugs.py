@@ -92,6 +92,16 @@ def test_correct_passes_are_not_flagged():
     assert not _caught(FunctionPass("simplify", lambda g, ctx: simplify(g)).run, n=100)
 
 
-@pytest.mark.parametrize("op", ["relu", "transpose", "reshape", "matmul", "slice", "concat"])
+@pytest.mark.parametrize("op", ["relu", "transpose", "reshape", "matmul", "slice", "concat", "reduce_sum", "where"])
 def test_each_op_can_be_drawn_alone(op):
-    assert _caught(lambda g: g, kt.graphs(ops=[op], min_nodes=1)) is False
+    seen = []
+
+    @settings(max_examples=30, database=None, derandomize=True, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(kt.graphs(ops=[op], dtypes=["f32", "bool"]))
+    def check(g):
+        assert {n.op for n in g.nodes} == {op}
+        seen.append(g)
+
+    check()
+    assert seen
