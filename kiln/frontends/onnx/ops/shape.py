@@ -1,18 +1,23 @@
-"""Converters for ONNX shape, data-movement and indexing ops, constants and identity.
+"""Converters for ONNX shape, data-movement, indexing and resampling ops, constants and identity.
 
 Most of these ops are decompositions: Flatten/Squeeze/Unsqueeze are reshapes, Expand is a
 broadcast, Split is slices, Tile is reshape + broadcast + reshape, DepthToSpace is reshape +
-transpose + reshape, Trilu/EyeLike/OneHot are ``where``/``equal`` over constants.
+transpose + reshape, Trilu/EyeLike/OneHot are ``where``/``equal`` over constants or iotas,
+AffineGrid is a matmul with a base grid, TensorScatter is a scatter.
 
-Shape operands known at import time become attributes. Symbolic dims flow through shape
-arithmetic this way: ``Shape`` of a tensor with a symbolic dim emits the core ``shape`` op (a
-run-time value), and :func:`known_dims` reads a shape operand back *symbolically* by walking the
-core ops that computed it (``shape``, ``gather``, ``concat``, ``slice``, ``reshape``, ``cast``,
-``add``/``sub``/``mul``/``div``, ``reduce_prod``) over object arrays of dims. So on an input
-``[batch, 3, 4]`` the chain Shape -> Gather -> Unsqueeze -> Concat -> Reshape yields
-``reshape(shape=[batch, 12])``; the run-time shape nodes it leaves behind are dead code. When
-a symbolic result cannot be expressed statically (see :func:`reshape_to`), the ``*_dynamic``
-twin runs on the run-time shape and carries the known dims as its ``dims`` hint.
+Shape operands known at import time become attributes; run-time ones go to the core op's
+``*_dynamic`` twin. Symbolic dims flow through shape arithmetic this way (the choice asked for):
+``Shape`` of a tensor with a symbolic dim emits the core ``shape`` op (a run-time value), and
+:func:`known_dims` reads a shape operand back *symbolically* by walking the core ops that
+computed it (``shape``, ``gather``, ``concat``, ``slice``, ``reshape``, ``cast``, ``add``/``sub``/
+``mul``/``div``, ``reduce_prod``, ``equal``/``where``, ``floor``) over object arrays of dims. So on
+an input ``[batch, 3, 4]`` the chain Shape -> Gather -> Unsqueeze -> Concat -> Reshape yields
+``reshape(shape=[batch, 12])``; the run-time shape nodes it leaves behind are dead code.
+
+The numpy reference of ``reshape`` can bind only one symbolic dim at run time (it sees arrays,
+not symbol bindings), so a target with two or more symbols (``[batch, seq, 4, 16]``) becomes
+``reshape_dynamic`` on a shape computed at run time from ``shape(x)``, carrying the symbolic dims
+as its ``dims`` hint; the result type keeps ``batch`` and ``seq`` (see :func:`reshape_to`).
 """
 from __future__ import annotations
 
