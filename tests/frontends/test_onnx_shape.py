@@ -550,3 +550,16 @@ def test_shape_tracing_does_not_round_float_division():
                           [numpy_helper.from_array(np.array([2.0, 1.0], np.float32), "two")])
     kg = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
     assert kiln.interpret(kg, [np.zeros((5, 3), np.float32)])["y"].shape == (5, 3)
+
+
+def test_symbolic_range_position_ids():
+    """Range(0, Shape(x)[1], 1), the position ids of a sequence, has length seq."""
+    n = helper.make_node
+    nodes = [n("Shape", ["x"], ["s"]), n("Gather", ["s", "one"], ["seq"], axis=0),
+             n("Range", ["zero", "seq", "one"], ["pos"])]
+    inits = [numpy_helper.from_array(np.array(v, I64), k) for k, v in {"zero": 0, "one": 1}.items()]
+    g = helper.make_graph(nodes, "r", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "seq"])],
+                          [helper.make_tensor_value_info("pos", TensorProto.INT64, None)], inits)
+    kg = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+    assert kg.types["pos"].shape == ("seq",)
+    np.testing.assert_array_equal(kiln.interpret(kg, [np.zeros((2, 5), np.float32)])["pos"], np.arange(5))

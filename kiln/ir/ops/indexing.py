@@ -14,6 +14,7 @@ from ..types import TensorType
 from ._util import contiguous, norm_axis, require
 
 REDUCTIONS = ("none", "add", "mul", "max", "min")
+_UNKNOWN = dims.UNKNOWN
 
 
 def _check_indices(where, t: TensorType):
@@ -153,18 +154,23 @@ class NonZero:
         return np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1)
 
 
-@op("range", inputs=("start", "limit", "delta"))
+@op("range", inputs=("start", "limit", "delta"), attrs={"dims": Attr("dims", None)})
 class Range:
-    """``start, start+delta, ...`` up to (excluding) limit; scalars of one numeric dtype."""
+    """``start, start+delta, ...`` up to (excluding) limit; scalars of one numeric dtype.
 
-    def infer(start: TensorType, limit: TensorType, delta: TensorType):
+    The length is a run-time dim unless ``dims`` states it (``[seq]`` when a frontend knows
+    that limit - start is ``seq`` and delta is 1); the interpreter checks it.
+    """
+
+    def infer(start: TensorType, limit: TensorType, delta: TensorType, dims):
         for t in (start, limit, delta):
             require(t.rank == 0 or t.shape == (1,), f"range: operands must be scalars, got {t}")
             require(t.dtype == start.dtype, f"range: operand dtypes differ ({start}, {limit}, {delta})")
         require(start.dtype.kind != "bool", "range: bool is not supported")
-        return TensorType(start.dtype, [dims.UNKNOWN])
+        require(dims is None or (len(dims) == 1 and dims[0] != _UNKNOWN), f"range: dims {dims} must name one dim")
+        return TensorType(start.dtype, [_UNKNOWN] if dims is None else dims)
 
-    def reference(start, limit, delta):
+    def reference(start, limit, delta, dims):
         s, l, d = (np.asarray(v).reshape(()) for v in (start, limit, delta))
         require(d != 0, "range: delta cannot be 0")
         n = max(int(np.ceil((float(l) - float(s)) / float(d))), 0)

@@ -730,7 +730,14 @@ def tile(ctx):
 
 @converter("Range", since=11)
 def range_(ctx):
-    return ctx.op("range", _scalar(ctx, ctx.input(0)), _scalar(ctx, ctx.input(1)), _scalar(ctx, ctx.input(2)))
+    ends = [known_dims(ctx, i) for i in range(3)]
+    length = None
+    if all(e is not None and len(e) == 1 and e[0] is not None for e in ends):
+        (start,), (limit,), (delta,) = ends
+        if delta == 1 and not isinstance(limit, int) and isinstance(start, int):
+            length = [D.sub(limit, start)]  # e.g. position ids 0 .. seq-1 (taking seq >= start)
+    return ctx.op("range", _scalar(ctx, ctx.input(0)), _scalar(ctx, ctx.input(1)), _scalar(ctx, ctx.input(2)),
+                  dims=length)
 
 
 def _static_shape(ctx, i, what):
@@ -756,9 +763,8 @@ def _iota(ctx, x, axis):
     d = _type(ctx, x).shape[axis]
     if isinstance(d, int):
         return ctx.const(np.arange(d, dtype=np.int64))
-    n = ctx.op("shape", x, start=axis, end=axis + 1)
-    r = ctx.op("range", ctx.const(np.array(0, np.int64)), _scalar(ctx, n), ctx.const(np.array(1, np.int64)))
-    return ctx.op("reshape_dynamic", r, n, dims=[d])
+    n = _scalar(ctx, ctx.op("shape", x, start=axis, end=axis + 1))
+    return ctx.op("range", ctx.const(np.array(0, np.int64)), n, ctx.const(np.array(1, np.int64)), dims=[d])
 
 
 @converter("Trilu", since=14)
