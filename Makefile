@@ -7,6 +7,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 # pytest workers: both cores by default
 JOBS   ?= 2
+# The conformance baseline (tests/frontends/onnx_conformance_failures.txt) is measured against these;
+# the extras in pyproject.toml keep loose ranges for users.
+PINS   := onnx==1.23.2 onnxruntime==1.32.0
 
 .PHONY: demo test conformance clean
 
@@ -14,12 +17,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-$(VENV)/.demo-installed: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[onnx,bench]"
+$(VENV)/.demo-installed: pyproject.toml Makefile | $(PY)
+	$(PIP) install -q -e ".[onnx,bench]" $(PINS)
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(PY)
-	$(PIP) install -q -e ".[test]"
+$(VENV)/.test-installed: pyproject.toml Makefile | $(PY)
+	$(PIP) install -q -e ".[test]" $(PINS)
 	touch $@
 
 demo: $(VENV)/.demo-installed

@@ -15,7 +15,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-k", default="", help="only cases whose name contains this string")
     p.add_argument("-v", action="store_true", help="list every non-passing case and why")
-    p.add_argument("--write-failures", metavar="FILE", help="write the non-passing case names to FILE")
+    p.add_argument("--write-failures", metavar="FILE",
+                   help="write the non-passing cases (name  # why) to FILE, e.g. "
+                        "tests/frontends/onnx_conformance_failures.txt")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     cases = [c for c in collect_cases() if args.k in c.name]
@@ -27,9 +29,12 @@ def main(argv=None):
                 print(f"{r.name}: {r.status}: {r.detail}")
     if args.write_failures:
         with open(args.write_failures, "w") as f:
+            f.write("# ONNX node cases kiln does not pass yet: regenerate with\n"
+                    "#   python benchmarks/onnx_conformance.py --write-failures tests/frontends/onnx_conformance_failures.txt\n")
             for r in results:
                 if r.status != "pass":
-                    f.write(f"{r.name}\n")
+                    why = " ".join(f"{r.status}: {r.detail}".split())[:110]
+                    f.write(f"{r.name}  # {why}\n")
     print(f"({time.perf_counter() - t0:.1f} s)")
 
 
