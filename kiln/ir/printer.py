@@ -64,10 +64,19 @@ def fmt_const_data(arr: np.ndarray) -> str:
     return "[" + ", ".join(fmt_scalar(x.item() if hasattr(x, "item") else x) for x in flat) + "]"
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def fmt_graph_name(name: str) -> str:
+    """A graph's name is read back as an identifier (no dots or dashes) or a quoted string."""
+    return name if _IDENT.fullmatch(name) else json.dumps(name)
+
+
 def print_graph(g, indent: str = "") -> str:
     """The text form of ``g``; nested graphs (control-flow regions) are indented by two spaces."""
     ind = indent + "  "
-    lines = [f"graph {fmt_name(g.name)}(" + ", ".join(f"%{fmt_name(i)}: {g.types[i]}" for i in g.inputs) + ") {"]
+    sig = ", ".join(f"%{fmt_name(i)}: {g.types[i]}" for i in g.inputs)
+    lines = [f"graph {fmt_graph_name(g.name)}({sig}) {{"]
     for c, arr in g.constants.items():
         line = f"{ind}%{fmt_name(c)}: {g.types[c]} = const"
         if arr.size <= INLINE_LIMIT:

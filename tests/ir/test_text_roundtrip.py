@@ -1,7 +1,7 @@
 """Printer/parser round trip: str(parse(str(g))) == str(g) and the graphs are equal."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, strategies as st
 
 import kiln
 import kiln.testing as kt
@@ -101,3 +101,17 @@ def test_round_trip_after_the_cleanup_pipeline(g):
     out = PassManager(default_pipeline()).run(g)
     h = kiln.parse(str(out), constants=out.constants)
     assert str(h) == str(out) and h == out
+
+
+_ODD = ["a b", "x.1", "none", "ü", "-", "1", '"q"', "%v", "@n", "back\\slash", "tab\t", "return", "graph", "const"]
+
+
+@given(kt.graphs(max_nodes=6), st.lists(st.sampled_from(_ODD), min_size=1, max_size=4))
+def test_round_trip_with_odd_names(g, prefixes):
+    values = list(g.inputs) + list(g.constants) + [o for n in g.nodes for o in n.outputs]
+    mapping = {v: f"{prefixes[i % len(prefixes)]}{i}" for i, v in enumerate(values)}
+    h = g.rename(mapping)
+    h.name = prefixes[0]
+    text = str(h)
+    back = kiln.parse(text, constants=h.constants)
+    assert str(back) == text and back == h
