@@ -367,7 +367,7 @@ def flatten(ctx):
 
 def _squeeze(ctx, axes):
     s = ctx.shape(0)
-    if axes is None:
+    if axes is None:  # every dim of size 1; a symbolic dim is taken not to be 1 (the rank must be static)
         axes = [i for i, d in enumerate(s) if d == 1]
     axes = {_axis(ctx, a, len(s)) for a in axes}
     for a in axes:
