@@ -563,3 +563,25 @@ def test_symbolic_range_position_ids():
     kg = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
     assert kg.types["pos"].shape == ("seq",)
     np.testing.assert_array_equal(kiln.interpret(kg, [np.zeros((2, 5), np.float32)])["pos"], np.arange(5))
+
+
+@pytest.mark.parametrize("op_type,inputs,attrs", [
+    ("Reshape", {"x": X, "s": np.array([4, -1], I64)}, {}),
+    ("Flatten", {"x": X}, {"axis": 2}),
+    ("Squeeze", {"x": X[:, :1]}, {"axes": [1]}),
+    ("Unsqueeze", {"x": X}, {"axes": [0, 4]}),
+    ("Transpose", {"x": X}, {"perm": [2, 0, 1]}),
+    ("Concat", {"a": X, "b": X}, {"axis": 1}),
+    ("Split", {"x": X}, {"axis": 1, "split": [1, 2]}),
+    ("Slice", {"x": X}, {"starts": [1, 0], "ends": [3, -1], "axes": [1, 2]}),
+    ("Gather", {"x": X, "i": np.array([[2, 0]], I64)}, {"axis": 1}),
+    ("Tile", {"x": X, "r": np.array([1, 2, 1], I64)}, {}),
+    ("Pad", {"x": X}, {"pads": [0, 1, 0, 0, 2, 1], "mode": "edge"}),
+    ("Shape", {"x": X}, {}),
+    ("Size", {"x": X}, {}),
+    ("DepthToSpace", {"x": RNG.standard_normal((1, 4, 2, 3)).astype(np.float32)}, {"blocksize": 2}),
+    ("SpaceToDepth", {"x": RNG.standard_normal((1, 1, 4, 6)).astype(np.float32)}, {"blocksize": 2}),
+])
+def test_opset_7(op_type, inputs, attrs):
+    outputs = ("a", "b") if op_type == "Split" else ("y",)
+    check(op_type, inputs, 7, outputs=outputs, initializers=("s", "r"), **attrs)
