@@ -25,7 +25,7 @@ from ..ir.graph import Graph
 from ..ir.verify import verify
 
 __all__ = ["Pass", "FunctionPass", "function_pass", "PassContext", "PassManager", "PassRecord", "PassReport",
-           "Instrument"]
+           "Instrument", "map_regions", "run_passes"]
 
 
 @dataclass
@@ -213,6 +213,32 @@ def _snapshot(g: Graph):
     """The structure of g, constants by identity (cheap: never compares weight bytes)."""
     return (g.name, tuple(g.inputs), tuple(g.outputs), tuple(g.nodes), dict(g.types),
             {k: id(v) for k, v in g.constants.items()})
+
+
+def map_regions(graph: Graph, fn: Callable[[Graph], Graph]) -> Graph:
+    """Apply ``fn`` to every nested graph (control-flow region) held in a node attribute.
+
+    Regions are isolated (what a body uses from outside is an explicit operand), so a graph pass
+    applies to a region as to any graph. Returns ``graph`` itself when no region changed.
+    """
+    nodes, changed = [], False
+    for n in graph.nodes:
+        new_attrs = None
+        for k, v in n.attrs.items():
+            if isinstance(v, Graph):
+                v2 = fn(v)
+                if v2 is not v:
+                    new_attrs = dict(n.attrs) if new_attrs is None else new_attrs
+                    new_attrs[k] = v2
+        if new_attrs is not None:
+            n = n.with_(attrs=new_attrs)
+            changed = True
+        nodes.append(n)
+    if not changed:
+        return graph
+    g = graph.copy()
+    g.nodes = nodes
+    return g
 
 
 def run_passes(graph: Graph, passes: Iterable[Pass], ctx: PassContext | None = None) -> Graph:

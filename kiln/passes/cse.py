@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph
 from ..ir.registry import get as get_op
-from .base import Pass, PassContext
+from .base import Pass, PassContext, map_regions
 
 __all__ = ["cse", "CommonSubexpressions"]
 
@@ -18,6 +18,8 @@ DEFAULT_MAX_CONSTANT_ELEMENTS = 1 << 12
 
 
 def _freeze(v):
+    if isinstance(v, Graph):  # a region: by its text, and its constants by identity
+        return ("graph", str(v), tuple((k, id(a)) for k, a in v.constants.items()))
     if isinstance(v, (list, tuple)):
         return tuple(_freeze(x) for x in v)
     if isinstance(v, dict):
@@ -25,11 +27,14 @@ def _freeze(v):
     try:
         hash(v)
     except TypeError:
-        return repr(v)
+        return ("id", id(v))  # never equal to anything but itself
     return (type(v).__name__, v)
 
 
 def cse(graph: Graph, max_constant_elements: int = DEFAULT_MAX_CONSTANT_ELEMENTS) -> Graph:
+    """A copy of ``graph`` with common subexpressions merged (``graph`` itself if there are none);
+    regions are processed on their own."""
+    graph = map_regions(graph, lambda r: cse(r, max_constant_elements))
     outputs = set(graph.outputs)
     subst: dict = {}
 

@@ -5,13 +5,16 @@ Graph inputs stay (they are the signature) even when unused.
 from __future__ import annotations
 
 from ..ir.graph import Graph
-from .base import Pass, PassContext
+from .base import Pass, PassContext, map_regions
 
 __all__ = ["dce", "DeadCodeElimination"]
 
 
 def dce(graph: Graph) -> Graph:
-    """A copy of ``graph`` without dead nodes and constants (``graph`` itself if nothing is dead)."""
+    """A copy of ``graph`` without dead nodes and constants (``graph`` itself if nothing is dead).
+
+    Control-flow regions are cleaned too (their signatures stay)."""
+    graph = map_regions(graph, dce)
     live = set(graph.outputs)
     keep = []
     for n in reversed(graph.nodes):

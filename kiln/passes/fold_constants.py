@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir.graph import Graph
 from ..ir.registry import get as get_op
-from .base import Pass, PassContext
+from .base import Pass, PassContext, map_regions
 
 __all__ = ["fold_constants", "FoldConstants"]
 
@@ -20,6 +20,9 @@ DEFAULT_MAX_ELEMENTS = 1 << 16
 
 
 def fold_constants(graph: Graph, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Graph:
+    """A copy of ``graph`` with constant subexpressions evaluated (``graph`` itself if none);
+    regions are folded on their own (a region's constants, not the operands passed in)."""
+    graph = map_regions(graph, lambda r: fold_constants(r, max_elements))
     consts = dict(graph.constants)
     nodes = []
     folded = False

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from ..ir.graph import Graph, Node
-from .base import Pass, PassContext
+from .base import Pass, PassContext, map_regions
 from .dce import dce
 
 __all__ = ["simplify", "Simplify", "RULES"]
@@ -232,6 +232,8 @@ def _rewrite(n: Node, s: _State, max_steps: int = 8):
 
 
 def simplify(graph: Graph) -> Graph:
+    """A simplified copy of ``graph`` (``graph`` itself if nothing applies); regions too."""
+    graph = map_regions(graph, simplify)
     s = _State(graph)
     outputs = set(graph.outputs)
     subst: dict = {}
