@@ -116,6 +116,11 @@ class NodeContext:
     def type(self, i: int) -> TensorType:
         return self._imp.b.type_of(self.input(i))
 
+    @property
+    def graph(self):
+        """The kiln graph built so far (read it; emit through :meth:`op` and :meth:`const`)."""
+        return self._imp.b.graph
+
     def type_of(self, value: str) -> TensorType:
         """Type of any kiln value, e.g. an intermediate the converter just emitted."""
         return self._imp.b.type_of(value)

@@ -31,17 +31,6 @@ from ..registry import converter
 
 # --- helpers -----------------------------------------------------------------------------------
 
-# NodeContext has no public way to see the graph being built or the type of a value it did not
-# get from a node input; these two helpers are the only places that reach inside it.
-def _graph(ctx):
-    return ctx._imp.b.graph
-
-
-def _type(ctx, v):
-    """The kiln type of value ``v`` (a name returned by ctx.op / ctx.const / ctx.input)."""
-    return ctx._imp.b.type_of(v)
-
-
 def _const_ints(ctx, i, what):
     return [int(v) for v in np.asarray(ctx.require_const(i, what)).reshape(-1)]
 
@@ -170,7 +159,7 @@ def known_dims(ctx, i):
     v = ctx.input(i)
     if v is None:
         return None
-    g = _graph(ctx)
+    g = ctx.graph
     r = _trace(g, v, {} if v in g.constants else g.producers())
     if r is None:
         return None
@@ -191,7 +180,7 @@ def runtime_shape(ctx, x, dims):
     A symbolic dim must be one of x's dims or the product of a run of them (as after a Flatten);
     one other dim may become -1 (for reshape).
     """
-    xs = _type(ctx, x).shape
+    xs = ctx.type_of(x).shape
     plan, minus = [], False
     for d in dims:
         run = None if isinstance(d, int) else _find_run(xs, d)
@@ -229,7 +218,7 @@ def reshape_to(ctx, x, dims, fallback=None, allowzero=False):
     ONNX shape operand, read with ``allowzero``), carrying ``dims`` as its hint.
     """
     dims = [D.canonical(d) for d in dims]
-    t = _type(ctx, x)
+    t = ctx.type_of(x)
     if list(t.shape) == dims:
         return x
     if _static_reshape_ok(dims):
@@ -274,7 +263,7 @@ def _axis(ctx, axis, rank, what="axis"):
 
 def _i64(ctx, v):
     """v cast to int64 (when it is another integer type)."""
-    if _type(ctx, v).dtype.name == "i64":
+    if ctx.type_of(v).dtype.name == "i64":
         return v
     return ctx.op("cast", v, to="i64", saturate=True)
 
@@ -429,7 +418,7 @@ def _norm_axes_rt(ctx, axes, rank, i=1):
 
 def _place(ctx, axes_n, vals, rank):
     """A run-time [rank] int64 vector holding vals[j] at position axes_n[j] and 0 elsewhere."""
-    k = _type(ctx, axes_n).shape[0]
+    k = ctx.type_of(axes_n).shape[0]
     hit = ctx.op("equal", ctx.const(np.arange(rank, dtype=np.int64)[:, None]), reshape_to(ctx, axes_n, [1, k]))
     m = ctx.op("matmul", ctx.op("cast", hit, to="i64"), reshape_to(ctx, vals, [k, 1]))
     return reshape_to(ctx, m, [rank])
@@ -645,12 +634,12 @@ def compress(ctx):
     x = ctx.input(0)
     cond = ctx.input(1)
     idx = ctx.op("nonzero", cond)
-    idx = reshape_to(ctx, idx, [_type(ctx, idx).shape[1]])
+    idx = reshape_to(ctx, idx, [ctx.type_of(idx).shape[1]])
     axis = ctx.attr("axis", None)
     if axis is None:
         x = reshape_to(ctx, x, [D.prod(ctx.shape(0))])
         axis = 0
-    return ctx.op("gather", x, idx, axis=_axis(ctx, axis, _type(ctx, x).rank))
+    return ctx.op("gather", x, idx, axis=_axis(ctx, axis, ctx.type_of(x).rank))
 
 
 # --- broadcasting, tiling, generated tensors ---------------------------------------------------
@@ -680,7 +669,7 @@ def broadcast_to(ctx, x, shape_value):
     """Expand semantics: x broadcast both ways against the shape held by ``shape_value``."""
     target = known_dims(ctx, shape_value) if isinstance(shape_value, int) else None
     xv = ctx.input(0) if x is None else x
-    xs = _type(ctx, xv).shape
+    xs = ctx.type_of(xv).shape
     sv = ctx.input(shape_value) if isinstance(shape_value, int) else shape_value
     if target is None:
         return ctx.op("broadcast_dynamic", xv, sv)
@@ -760,7 +749,7 @@ def eye_like(ctx):
 
 def _iota(ctx, x, axis):
     """0, 1, ... along dim ``axis`` of x as an int64 vector typed with that dim (symbolic or not)."""
-    d = _type(ctx, x).shape[axis]
+    d = ctx.type_of(x).shape[axis]
     if isinstance(d, int):
         return ctx.const(np.arange(d, dtype=np.int64))
     n = _scalar(ctx, ctx.op("shape", x, start=axis, end=axis + 1))
@@ -793,14 +782,14 @@ def one_hot(ctx):
         iota = ctx.const(np.arange(depth_n, dtype=np.int64))
     else:
         d = _scalar(ctx, ctx.input(1))
-        if _type(ctx, d).dtype.is_float:
+        if ctx.type_of(d).dtype.is_float:
             d = ctx.op("floor", d)
         depth = ctx.op("cast", d, to="i64", saturate=True)
         iota = ctx.op("range", ctx.const(np.array(0, np.int64)), depth, ctx.const(np.array(1, np.int64)))
     idx = ctx.op("where", ctx.op("less", idx, ctx.const(np.array(0, np.int64))), ctx.op("add", idx, depth), idx)
-    n = _type(ctx, iota).shape[0]
+    n = ctx.type_of(iota).shape[0]
     iota = reshape_to(ctx, iota, [n] + [1] * (r - axis - 1))
-    ishape = list(_type(ctx, idx).shape)
+    ishape = list(ctx.type_of(idx).shape)
     idx = reshape_to(ctx, idx, ishape[:axis] + [1] + ishape[axis:])
     hit = ctx.op("equal", idx, iota)
     values = ctx.input(2)
@@ -907,7 +896,7 @@ def pad_v11(ctx):
 
 def _full_pads(ctx, axes, pads, rank):
     """Run-time [begins.., ends..] for the given axes -> the same for every dim (0 elsewhere)."""
-    k = _type(ctx, axes).shape[0]
+    k = ctx.type_of(axes).shape[0]
     halves = [ctx.op("slice", pads, starts=[o], ends=[o + k], axes=[0], steps=[1]) for o in (0, k)]
     return ctx.op("concat", *[_place(ctx, axes, h, rank) for h in halves], axis=0)
 
@@ -1079,7 +1068,7 @@ def upsample_v7(ctx):
 
 
 def _upsample(ctx, x, scales):
-    val = _graph(ctx).constants.get(scales)
+    val = ctx.graph.constants.get(scales)
     attrs = _legacy_attrs(ctx)
     xs = ctx.shape(0)
     plan = None if val is None else _static_plan(xs, list(range(len(xs))), val.tolist())
@@ -1149,7 +1138,7 @@ def _affine_base_grid_runtime(ctx, size, r, dt, align_corners):
             coord = ctx.op("add", c(-1), ctx.op("div", ctx.op("mul", i, c(2)), ctx.op("sub", sf, c(1))))
         else:
             coord = ctx.op("add", c(-1), ctx.op("div", ctx.op("add", ctx.op("mul", i, c(2)), c(1)), sf))
-        n = _type(ctx, coord).shape[0]
+        n = ctx.type_of(coord).shape[0]
         coord = reshape_to(ctx, coord, [n if k == d else 1 for k in range(r)] + [1])
         comps.append(coord)
     ones = ctx.const(np.ones([1] * (r + 1), dt.np))

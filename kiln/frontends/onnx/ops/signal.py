@@ -245,7 +245,7 @@ def dft_20(ctx):
     axis = e.op("mod", _scalar(e, ctx.input(2), what="axis"), _i64(e, rank))  # -r .. -2 -> 0 .. r-2
     operands = [ctx.input(0)]
     n = _dft_length(ctx, e, 1)
-    n_static = None if n is None else ctx._imp.b.graph.constants.get(n)
+    n_static = None if n is None else ctx.const_of(n)
     if n is not None and n_static is None:
         operands.append(n)  # a run-time length enters the branches as an operand
     inverse, onesided = bool(ctx.attr("inverse", 0)), bool(ctx.attr("onesided", 0))
