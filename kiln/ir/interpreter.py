@@ -67,6 +67,20 @@ def _check_shape(shape, expected, syms, what, t):
                     f"{', '.join(f'{k}={syms[k]}' for k in sorted(_dims.symbols(e)) if k in syms)}, got {list(shape)}")
 
 
+def _bound_attrs(opdef, attrs, syms) -> dict:
+    """Attributes with symbolic dims (``dims`` kind) evaluated under the run's symbol bindings,
+    so a reference sees ints wherever the symbols are bound."""
+    out = dict(attrs)
+    for k, schema in opdef.attrs.items():
+        if schema.kind == "dims" and out.get(k) is not None:
+            vals = []
+            for d in out[k]:
+                v = _dims.evaluate(d, syms) if isinstance(d, str) and d != _dims.UNKNOWN else None
+                vals.append(d if v is None else v)
+            out[k] = tuple(vals)
+    return out
+
+
 def interpret(graph: Graph, inputs, *, check_types: bool = True) -> dict:
     """Run ``graph`` on ``inputs`` (a list in graph-input order, or a dict by name).
 
@@ -83,7 +97,7 @@ def run_graph(graph: Graph, inputs, *, check_types: bool = True) -> list:
         opdef = get_op(node.op)
         args = [env[i] if i else None for i in node.inputs]
         try:
-            res = opdef.reference(*args, **node.attrs)
+            res = opdef.reference(*args, **_bound_attrs(opdef, node.attrs, syms))
         except InterpreterError:
             raise
         except Exception as e:  # an op's reference failing is reported against the node
