@@ -742,6 +742,58 @@ def _topk_dynamic(ctx):
     return ctx.apply("topk_dynamic", x, c, axis=axis, largest=ctx.flag(), sorted=True)
 
 
+# --- control flow ---------------------------------------------------------------------------
+_REGION_FAMILIES = ("unary", "elementwise", "pattern")
+
+
+def _draw_region(ctx, name: str, capture_types, n_nodes: int):
+    """A body graph over the captures: a few elementwise recipes, drawn like the outer graph."""
+    b = GraphBuilder(name)
+    sub = DrawCtx(ctx.draw, b, ctx.dtypes, ctx.max_rank, ctx.max_dim, ctx.symbols,
+                  frozenset(ctx.allowed - {"if"}), n_nodes)
+    for i, t in enumerate(capture_types):
+        sub.values.append(b.input(f"x{i}", t.dtype, t.shape))
+    names = sorted(k for k, r in RECIPES.items() if _family(k) in _REGION_FAMILIES and r.ops
+                   and all(o in sub.allowed for o in r.ops))
+    for _ in range(2 * n_nodes + 2):
+        if len(b.graph.nodes) >= n_nodes or not names:
+            break
+        RECIPES[sub.choice(names)].draw(sub)
+    return b, sub
+
+
+@recipe("if", weight=2)
+def _if(ctx):
+    if ctx.max_nodes - len(ctx.b.graph.nodes) < 1:
+        return None
+    caps = []
+    for _ in range(ctx.int(1, 2)):
+        v = ctx.pick(avoid=tuple(caps))
+        if v is not None:
+            caps.append(v)
+    if not caps:
+        return None
+    cond = ctx.pick(lambda t: _is_bool(t) and t.size == 1)
+    if cond is None or ctx.flag():
+        cond = ctx.const("bool", (), "random")
+    types = [ctx.type(v) for v in caps]
+    then_b, then_ctx = _draw_region(ctx, "then", types, ctx.int(1, 3))
+    then_vals = [o for n in then_b.graph.nodes for o in n.outputs] or list(then_b.graph.inputs)
+    outs = [then_vals[-1]]
+    if ctx.flag() and len(then_vals) > 1:
+        outs.append(then_ctx.choice(then_vals[:-1]))
+    then_g = then_b.build(outs)
+    else_b, else_ctx = _draw_region(ctx, "else", types, ctx.int(0, 3))
+    else_outs = []
+    for o in outs:
+        t = then_g.types[o]
+        v = else_ctx.pick(lambda u: u.dtype == t.dtype and u.rank == t.rank)
+        if v is None:
+            return None
+        else_outs.append(v)
+    return ctx.apply("if", cond, *caps, then_branch=then_g, else_branch=else_b.build(else_outs))
+
+
 # --- patterns the passes look for -----------------------------------------------------------
 @recipe("duplicate", ops=(), weight=3)
 def _duplicate(ctx):
@@ -840,7 +892,7 @@ def _generic(name):
 
 #: how often each family of recipes is drawn, relative to the others
 FAMILY_WEIGHTS = {"elementwise": 4, "unary": 3, "movement": 3, "reduce": 2, "linalg": 2, "indexing": 2,
-                  "pattern": 2, "other": 1}
+                  "pattern": 2, "control": 1, "other": 1}
 
 
 def _family(name: str) -> str:
@@ -859,6 +911,8 @@ def _family(name: str) -> str:
         return "indexing"
     if name in ("duplicate", "neutral", "transpose_pair", "reshape_pair", "noop_movement"):
         return "pattern"
+    if name in ("if",):
+        return "control"
     return "other"
 
 
