@@ -6,7 +6,7 @@
 Every pass is pure (never mutates its input) and property-tested against the interpreter.
 """
 from .base import (FunctionPass, Instrument, Pass, PassContext, PassManager, PassRecord, PassReport,
-                   function_pass, run_passes)
+                   function_pass, map_regions, run_passes)
 # The passes' functions stay in their modules (kiln.passes.dce.dce, ...): exporting them here
 # would shadow the module names.
 from .cse import CommonSubexpressions
@@ -16,7 +16,7 @@ from .simplify import Simplify
 
 __all__ = [
     "Pass", "FunctionPass", "function_pass", "PassContext", "PassManager", "PassRecord", "PassReport",
-    "Instrument", "run_passes",
+    "Instrument", "run_passes", "map_regions",
     "DeadCodeElimination", "CommonSubexpressions", "FoldConstants", "Simplify", "default_pipeline",
 ]
 

@@ -145,6 +145,8 @@ class PassManager:
     numbered by pipeline position. ``report`` holds the per-pass timing of the latest run.
     """
 
+    name = "pipeline"  # a PassManager runs as a pass inside another
+
     def __init__(self, passes: Sequence[Pass], ctx: PassContext | None = None, *,
                  dump_ir: str | Path | None = None, dump_after: Iterable[str] | None = None):
         self.passes = list(passes)
@@ -159,8 +161,6 @@ class PassManager:
         path = self.dump_dir / f"{index:02d}_{_safe(name)}.kir"
         path.write_text(str(graph) + "\n")
         return str(path)
-
-    name = "pipeline"
 
     def run(self, graph: Graph, ctx: PassContext | None = None) -> Graph:
         """Run the pipeline on ``graph``; ``ctx`` (when a PassManager runs inside another) overrides
