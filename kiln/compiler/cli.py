@@ -67,6 +67,14 @@ def _random_inputs(g, seed: int, symbols: dict):
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # output piped into head: stop quietly
+        sys.stdout = None
+        return 0
+
+
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="kiln", description="kiln — an ML compiler")
     sub = p.add_subparsers(dest="cmd", required=True)
 

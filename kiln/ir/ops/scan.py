@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dims
-from ..registry import Attr, op
+from ..registry import Attr, OpDef, op, register
 from ..types import TensorType
 from ._util import norm_axis, require
 
@@ -55,54 +55,31 @@ def _dyn_check(name, x: TensorType, axis: TensorType):
             f"{name}: axis operand must be an integer scalar, got {axis}")
 
 
-@op("cumsum", inputs=("x",), attrs=_SCAN_ATTRS)
-class CumSum:
-    """Running sum along ``axis``."""
+def _register_scan(name, fn, identity, what):
+    """``name`` (axis attribute) and ``name_dynamic`` (axis operand) for one cumulative op."""
 
     def infer(x: TensorType, axis, exclusive, reverse):
-        _scan_check("cumsum", x)
+        _scan_check(name, x)
         norm_axis(axis, x.rank)
         return x
 
     def reference(x, axis, exclusive, reverse):
-        return _scan(np.cumsum, 0, x, axis, exclusive, reverse)
+        return _scan(fn, identity, x, axis, exclusive, reverse)
 
-
-@op("cumsum_dynamic", inputs=("x", "axis"), attrs=_DYN_ATTRS)
-class CumSumDynamic:
-    """cumsum along a run-time axis (an integer scalar operand)."""
-
-    def infer(x: TensorType, axis: TensorType, exclusive, reverse):
-        _dyn_check("cumsum_dynamic", x, axis)
+    def infer_dynamic(x: TensorType, axis: TensorType, exclusive, reverse):
+        _dyn_check(f"{name}_dynamic", x, axis)
         return x
 
-    def reference(x, axis, exclusive, reverse):
-        return _scan(np.cumsum, 0, x, _axis_of(axis), exclusive, reverse)
+    def reference_dynamic(x, axis, exclusive, reverse):
+        return _scan(fn, identity, x, _axis_of(axis), exclusive, reverse)
+
+    register(OpDef(name, ("x",), _SCAN_ATTRS, 1, infer, reference, doc=f"running {what} along axis"))
+    register(OpDef(f"{name}_dynamic", ("x", "axis"), _DYN_ATTRS, 1, infer_dynamic, reference_dynamic,
+                   doc=f"{name} along a run-time axis (an integer scalar operand)"))
 
 
-@op("cumprod", inputs=("x",), attrs=_SCAN_ATTRS)
-class CumProd:
-    """Running product along ``axis``."""
-
-    def infer(x: TensorType, axis, exclusive, reverse):
-        _scan_check("cumprod", x)
-        norm_axis(axis, x.rank)
-        return x
-
-    def reference(x, axis, exclusive, reverse):
-        return _scan(np.cumprod, 1, x, axis, exclusive, reverse)
-
-
-@op("cumprod_dynamic", inputs=("x", "axis"), attrs=_DYN_ATTRS)
-class CumProdDynamic:
-    """cumprod along a run-time axis (an integer scalar operand)."""
-
-    def infer(x: TensorType, axis: TensorType, exclusive, reverse):
-        _dyn_check("cumprod_dynamic", x, axis)
-        return x
-
-    def reference(x, axis, exclusive, reverse):
-        return _scan(np.cumprod, 1, x, _axis_of(axis), exclusive, reverse)
+_register_scan("cumsum", np.cumsum, 0, "sum")
+_register_scan("cumprod", np.cumprod, 1, "product")
 
 
 def _topk(x, k, axis, largest):
