@@ -148,6 +148,17 @@ _WINDOW_ATTRS = {
 }
 
 
+def _conv_params(name, x: TensorType, w: TensorType, strides, dilations, pads, group):
+    """Operand checks shared by conv and conv_transpose; the window parameters, normalised."""
+    require(x.dtype == w.dtype, f"{name}: x and w dtypes differ ({x.dtype}, {w.dtype})")
+    require(x.dtype.kind in ("float", "int", "uint"), f"{name}: dtype {x.dtype} is not numeric")
+    require(w.rank == x.rank, f"{name}: weight {w} must have the rank of input {x}")
+    require(group >= 1, f"{name}: group must be >= 1, got {group}")
+    kernel = w.shape[2:]
+    require(all(isinstance(k, int) for k in kernel), f"{name}: kernel dims of {w} must be static")
+    return _window_params(name, x, kernel, strides, dilations, pads)
+
+
 @op("conv", inputs=("x", "w", "bias?"), attrs={**_WINDOW_ATTRS, "group": Attr("int", 1)},
     traits=("contraction",))
 class Conv:
@@ -158,13 +169,7 @@ class Conv:
     """
 
     def infer(x: TensorType, w: TensorType, bias=None, *, strides, dilations, pads, group):
-        require(x.dtype == w.dtype, f"conv: x and w dtypes differ ({x.dtype}, {w.dtype})")
-        require(x.dtype.kind in ("float", "int", "uint"), f"conv: dtype {x.dtype} is not numeric")
-        require(w.rank == x.rank, f"conv: weight {w} must have the rank of input {x}")
-        require(group >= 1, f"conv: group must be >= 1, got {group}")
-        kernel = w.shape[2:]
-        require(all(isinstance(k, int) for k in kernel), f"conv: kernel dims of {w} must be static")
-        kernel, strides, dilations, pads = _window_params("conv", x, kernel, strides, dilations, pads)
+        kernel, strides, dilations, pads = _conv_params("conv", x, w, strides, dilations, pads, group)
         c, m, cg = x.shape[1], w.shape[0], w.shape[1]
         if isinstance(c, int) and isinstance(cg, int):
             require(c == cg * group, f"conv: input has {c} channels, weight {w} with group {group} wants {cg * group}")
@@ -233,13 +238,7 @@ class ConvTranspose:
     """
 
     def infer(x: TensorType, w: TensorType, bias=None, *, strides, dilations, pads, output_padding, group):
-        require(x.dtype == w.dtype, f"conv_transpose: x and w dtypes differ ({x.dtype}, {w.dtype})")
-        require(x.dtype.kind in ("float", "int", "uint"), f"conv_transpose: dtype {x.dtype} is not numeric")
-        require(w.rank == x.rank, f"conv_transpose: weight {w} must have the rank of input {x}")
-        require(group >= 1, f"conv_transpose: group must be >= 1, got {group}")
-        kernel = w.shape[2:]
-        require(all(isinstance(k, int) for k in kernel), f"conv_transpose: kernel dims of {w} must be static")
-        kernel, strides, dilations, pads = _window_params("conv_transpose", x, kernel, strides, dilations, pads)
+        kernel, strides, dilations, pads = _conv_params("conv_transpose", x, w, strides, dilations, pads, group)
         n = len(kernel)
         opad = tuple(output_padding) or (0,) * n
         require(len(opad) == n and all(p >= 0 for p in opad),
