@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from ..ir import GraphBuilder, all_ops, dims as _dims
 from ..ir.dtypes import DType, dtype as _dtype
 from ..ir.graph import Graph
+from ..ir.printer import INLINE_LIMIT
 from ..ir.registry import REQUIRED
 from ..ir.types import TensorType
 
@@ -80,6 +81,9 @@ class DrawCtx:
     symbols: tuple
     allowed: frozenset
     max_nodes: int = 1 << 30
+    #: regions keep constants small enough to print inline: ``parse(str(g), constants=g.constants)``
+    #: only restores the outer graph's large constants
+    max_const_elements: int | None = None
     values: list = field(default_factory=list)  # every value, in definition order
 
     # --- queries -----------------------------------------------------------------------------
@@ -146,7 +150,13 @@ def _partner_shape(ctx: DrawCtx, shape) -> tuple:
     """A static shape that broadcasts strictly against ``shape``: a suffix, some dims set to 1."""
     n = ctx.int(0, len(shape))
     suffix = shape[len(shape) - n:]
-    return tuple(d if isinstance(d, int) and ctx.draw(st.booleans()) else 1 for d in suffix)
+    out = [d if isinstance(d, int) and ctx.draw(st.booleans()) else 1 for d in suffix]
+    if ctx.max_const_elements is not None:
+        for i in range(len(out)):
+            if int(np.prod(out, dtype=np.int64)) <= ctx.max_const_elements:
+                break
+            out[i] = 1
+    return tuple(out)
 
 
 def _runtime_dims(shape) -> int:
@@ -748,9 +758,9 @@ _REGION_FAMILIES = ("unary", "elementwise", "pattern")
 
 def _draw_region(ctx, name: str, capture_types, n_nodes: int):
     """A body graph over the captures: a few elementwise recipes, drawn like the outer graph."""
-    b = GraphBuilder(name)
+    b = GraphBuilder(name, reserved=ctx.b.graph.types)  # names unique across the nesting
     sub = DrawCtx(ctx.draw, b, ctx.dtypes, ctx.max_rank, ctx.max_dim, ctx.symbols,
-                  frozenset(ctx.allowed - {"if"}), n_nodes)
+                  frozenset(ctx.allowed - {"if"}), n_nodes, INLINE_LIMIT)
     for i, t in enumerate(capture_types):
         sub.values.append(b.input(f"x{i}", t.dtype, t.shape))
     names = sorted(k for k, r in RECIPES.items() if _family(k) in _REGION_FAMILIES and r.ops
