@@ -19,49 +19,9 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import kiln  # noqa: E402
 from kiln.errors import ConversionError  # noqa: E402
 from kiln.frontends.onnx import from_onnx  # noqa: E402
+from onnx_cases import check, make_model  # noqa: E402
 
 RNG = np.random.default_rng(0)
-
-
-def make_model(op_type, inputs, opset, outputs=("y",), initializers=None, **attrs):
-    """A one-node model; ``inputs`` maps names to arrays (graph inputs unless in ``initializers``)."""
-    initializers = initializers or {}
-    node = helper.make_node(op_type, list(inputs), list(outputs), **attrs)
-    g_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), list(a.shape))
-                for n, a in inputs.items() if n and n not in initializers]
-    inits = [numpy_helper.from_array(a, n) for n, a in initializers.items()]
-    g_outputs = [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outputs if o]
-    graph = helper.make_graph([node], "t", g_inputs, g_outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8 if opset < 21 else 10
-    try:  # give the outputs the types ONNX infers (onnxruntime wants them)
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-        del model.graph.output[:]
-        model.graph.output.extend(inferred.graph.output)
-    except Exception:  # noqa: BLE001 - ops onnx cannot infer keep undefined outputs
-        pass
-    return model
-
-
-def check(op_type, inputs, opset, outputs=("y",), initializers=None, expected=None, rtol=1e-5, atol=1e-6,
-          **attrs):
-    """Compare kiln with onnxruntime (or ``expected``); returns kiln's results."""
-    initializers = initializers or {}
-    model = make_model(op_type, inputs, opset, outputs, initializers, **attrs)
-    feeds = {n: a for n, a in inputs.items() if n and n not in initializers}
-    g = from_onnx(model)
-    got = list(kiln.interpret(g, [feeds[n] for n in g.inputs]).values())
-    if expected is None:
-        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        expected = sess.run(None, feeds)
-    assert len(got) == len(expected)
-    for a, w in zip(got, expected):
-        w = np.asarray(w)
-        if w.dtype == np.uint8 and a.dtype.itemsize == 1 and a.dtype.kind == "V":
-            w = w.view(a.dtype)  # onnxruntime hands float8 results back as raw bytes
-        assert a.dtype == w.dtype and a.shape == w.shape, (a.dtype, a.shape, w.dtype, w.shape)
-        np.testing.assert_allclose(a.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
-    return got
 
 
 def rand(*shape, dtype=np.float32):
@@ -154,7 +114,7 @@ def test_clip_inputs(dtype):
     x = (rand(3, 4) * 20).astype(dtype)
     lo, hi = np.array(2, dtype), np.array(9, dtype)
     check("Clip", {"x": x, "lo": lo, "hi": hi}, 13)  # run-time bounds
-    check("Clip", {"x": x, "lo": lo, "hi": hi}, 13, initializers={"lo": lo, "hi": hi})
+    check("Clip", {"x": x, "lo": lo, "hi": hi}, 13, initializers=("lo", "hi"))
 
 
 def test_clip_missing_min():
@@ -224,14 +184,14 @@ def test_dropout_is_identity_with_all_true_mask(opset):
 
 def test_dropout_training_with_ratio_fails():
     x, r, t = rand(2, 3), np.array(0.5, np.float32), np.array(True)
-    model = make_model("Dropout", {"x": x, "r": r, "t": t}, 13, initializers={"r": r, "t": t})
+    model = make_model("Dropout", {"x": x, "r": r, "t": t}, 13, initializers=("r", "t"))
     with pytest.raises(ConversionError, match="training_mode"):
         from_onnx(model)
-    model = make_model("Dropout", {"x": x, "r": r, "t": t}, 13, initializers={"r": r})
+    model = make_model("Dropout", {"x": x, "r": r, "t": t}, 13, initializers=("r",))
     with pytest.raises(ConversionError, match="training_mode"):
         from_onnx(model)
     t0 = np.array(False)
-    check("Dropout", {"x": x, "r": r, "t": t0}, 13, initializers={"r": r, "t": t0}, expected=[x])
+    check("Dropout", {"x": x, "r": r, "t": t0}, 13, initializers=("r", "t"), expected=[x])
 
 
 # --- casts ----------------------------------------------------------------------------------------
@@ -269,10 +229,10 @@ def test_cast_float8_saturate(saturate):
 def test_quantize_dequantize_per_tensor_opset10(zp_dtype):
     x = rand(3, 4) * 50
     s, zp = np.array(0.37, np.float32), np.array(3, zp_dtype)
-    check("QuantizeLinear", {"x": x, "s": s, "zp": zp}, 10, initializers={"s": s, "zp": zp})
-    check("QuantizeLinear", {"x": x, "s": s}, 10, initializers={"s": s})
+    check("QuantizeLinear", {"x": x, "s": s, "zp": zp}, 10, initializers=("s", "zp"))
+    check("QuantizeLinear", {"x": x, "s": s}, 10, initializers=("s",))
     q = ints(3, 4, lo=-100, hi=100).astype(zp_dtype)
-    check("DequantizeLinear", {"q": q, "s": s, "zp": zp}, 10, initializers={"s": s, "zp": zp})
+    check("DequantizeLinear", {"q": q, "s": s, "zp": zp}, 10, initializers=("s", "zp"))
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1])
@@ -281,10 +241,10 @@ def test_quantize_dequantize_per_axis(axis):
     n = x.shape[axis]
     s = (np.abs(rand(n)) + 0.1).astype(np.float32)
     zp = ints(n, lo=-10, hi=10, dtype=np.int8)
-    check("QuantizeLinear", {"x": x, "s": s, "zp": zp}, 13, initializers={"s": s, "zp": zp}, axis=axis)
+    check("QuantizeLinear", {"x": x, "s": s, "zp": zp}, 13, initializers=("s", "zp"), axis=axis)
     check("QuantizeLinear", {"x": x, "s": s, "zp": zp}, 13, axis=axis)  # run-time scale and zero point
     q = ints(3, 4, 5, lo=-128, hi=127, dtype=np.int8)
-    check("DequantizeLinear", {"q": q, "s": s, "zp": zp}, 13, initializers={"s": s, "zp": zp}, axis=axis)
+    check("DequantizeLinear", {"q": q, "s": s, "zp": zp}, 13, initializers=("s", "zp"), axis=axis)
 
 
 @pytest.mark.parametrize("zp_type", [np.uint16, np.int16])
@@ -292,10 +252,10 @@ def test_quantize_blocked_opset21(zp_type):
     x = rand(2, 6, 3) * 30
     s = (np.abs(rand(2, 3, 3)) + 0.2).astype(np.float32)  # blocks of 2 along axis 1
     zp = ints(2, 3, 3, lo=0, hi=20, dtype=zp_type)
-    check("QuantizeLinear", {"x": x, "s": s, "zp": zp}, 21, initializers={"s": s, "zp": zp}, axis=1,
+    check("QuantizeLinear", {"x": x, "s": s, "zp": zp}, 21, initializers=("s", "zp"), axis=1,
           block_size=2)
     q = ints(2, 6, 3, lo=0, hi=1000, dtype=zp_type)
-    check("DequantizeLinear", {"q": q, "s": s, "zp": zp}, 21, initializers={"s": s, "zp": zp}, axis=1,
+    check("DequantizeLinear", {"q": q, "s": s, "zp": zp}, 21, initializers=("s", "zp"), axis=1,
           block_size=2)
 
 
@@ -305,18 +265,18 @@ def test_quantize_blocked_uneven_last_block():
     rep = np.repeat(s, 3, axis=0)[:5]
     want = np.clip(np.rint(x / rep), -128, 127).astype(np.int8)
     zp = np.zeros((2, 2), np.int8)
-    check("QuantizeLinear", {"x": x, "s": s, "zp": zp}, 21, initializers={"s": s, "zp": zp}, axis=0,
+    check("QuantizeLinear", {"x": x, "s": s, "zp": zp}, 21, initializers=("s", "zp"), axis=0,
           block_size=3, expected=[want])
 
 
 def test_quantize_float8_and_output_dtype():
     x = rand(3, 4) * 500
     s = np.array(0.5, np.float32)
-    y = check("QuantizeLinear", {"x": x, "s": s}, 21, initializers={"s": s},
+    y = check("QuantizeLinear", {"x": x, "s": s}, 21, initializers=("s",),
               output_dtype=TensorProto.INT8, expected=[np.clip(np.rint(x / s), -128, 127).astype(np.int8)])
     assert y[0].dtype == np.int8
     zp8 = numpy_helper.to_array(helper.make_tensor("zp", TensorProto.FLOAT8E4M3FN, [], [0.0]))
-    check("QuantizeLinear", {"x": x, "s": s, "zp": zp8}, 19, initializers={"s": s, "zp": zp8})
+    check("QuantizeLinear", {"x": x, "s": s, "zp": zp8}, 19, initializers=("s", "zp"))
 
 
 def test_dynamic_quantize_linear():
@@ -330,7 +290,7 @@ def test_dynamic_quantize_linear():
 
 def test_unsupported_quantized_type_is_named():
     x, s = rand(2, 2), np.array(1.0, np.float32)
-    model = make_model("QuantizeLinear", {"x": x, "s": s}, 21, initializers={"s": s},
+    model = make_model("QuantizeLinear", {"x": x, "s": s}, 21, initializers=("s",),
                        output_dtype=TensorProto.INT32)
     with pytest.raises(ConversionError, match="quantizing to i32"):
         from_onnx(model)
@@ -376,5 +336,5 @@ def test_bad_attributes_and_variants_are_named(op, inputs, opset, attrs, match):
 
 def test_dropout_ratio_zero_is_identity_even_in_training():
     x, r, t = rand(2, 3), np.array(0.0, np.float32), np.array(True)
-    check("Dropout", {"x": x, "r": r, "t": t}, 13, outputs=("y", "mask"), initializers={"r": r},
+    check("Dropout", {"x": x, "r": r, "t": t}, 13, outputs=("y", "mask"), initializers=("r",),
           expected=[x, np.ones((2, 3), bool)])

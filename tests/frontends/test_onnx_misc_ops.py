@@ -12,42 +12,13 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from onnx import helper, numpy_helper  # noqa: E402
-
 import kiln  # noqa: E402
 from kiln.errors import ConversionError  # noqa: E402
 from kiln.frontends.onnx import from_onnx  # noqa: E402
+from onnx_cases import make_model, run_kiln, run_ort  # noqa: E402
 
 RNG = np.random.default_rng(0)
 TRAINING = "ai.onnx.preview.training"
-
-
-def _vi(name, arr, shape=None):
-    code = helper.np_dtype_to_tensor_dtype(arr.dtype)
-    return helper.make_tensor_value_info(name, code, list(arr.shape) if shape is None else shape)
-
-
-def make_model(op_type, inputs, outputs=("y",), opset=17, domain="", initializers=(), shapes=None, **attrs):
-    shapes = shapes or {}
-    node = helper.make_node(op_type, list(inputs), list(outputs), domain=domain, **attrs)
-    g_inputs = [_vi(n, a, shapes.get(n)) for n, a in inputs.items() if n and n not in initializers]
-    inits = [numpy_helper.from_array(inputs[n], n) for n in initializers]
-    graph = helper.make_graph([node], "t", g_inputs, [onnx.ValueInfoProto(name=o) for o in outputs], inits)
-    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 8
-    return model
-
-
-def run_kiln(model, inputs):
-    g = from_onnx(model)
-    return list(kiln.interpret(g, [inputs[n] for n in g.inputs]).values())
-
-
-def run_ort(model, inputs):
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = {i.name for i in sess.get_inputs()}
-    return sess.run(None, {k: v for k, v in inputs.items() if k in names})
 
 
 # --- optimizer updates --------------------------------------------------------------------------
@@ -62,7 +33,7 @@ def _run_training(op_type, groups, r, t, outputs, **attrs):
     for kind, arrays in groups.items():
         for i, a in enumerate(arrays):
             inputs[f"{kind}{i}"] = a
-    model = make_model(op_type, inputs, outputs, domain=TRAINING, **attrs)
+    model = make_model(op_type, inputs, 17, outputs, domain=TRAINING, **attrs)
     return run_kiln(model, inputs)
 
 
@@ -119,7 +90,7 @@ def test_training_input_count_is_checked():
     inputs = {"R": np.array(0.1, np.float32), "T": np.array(1, np.int64), "X": _tensors(1)[0],
               "G": _tensors(1)[0]}
     with pytest.raises(ConversionError, match="3 inputs per optimized tensor"):
-        from_onnx(make_model("Adagrad", inputs, ("a", "b"), domain=TRAINING))
+        from_onnx(make_model("Adagrad", inputs, 17, ("a", "b"), domain=TRAINING))
 
 
 # --- NonMaxSuppression ----------------------------------------------------------------------------

@@ -7,6 +7,8 @@ out (auto_pad variants, activations, clip, sequence_lens, ...) and symbolic dims
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -15,50 +17,15 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import helper, numpy_helper  # noqa: E402
 
-import kiln  # noqa: E402
 from kiln.errors import ConversionError  # noqa: E402
 from kiln.frontends.onnx import from_onnx  # noqa: E402
+import onnx_cases  # noqa: E402
+from onnx_cases import make_model, run_kiln, value_info  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
 
-def _vi(name, arr, shape=None):
-    code = helper.np_dtype_to_tensor_dtype(arr.dtype)
-    return helper.make_tensor_value_info(name, code, list(arr.shape) if shape is None else shape)
-
-
-def make_model(op_type, inputs, opset, outputs=("y",), initializers=(), shapes=None, **attrs):
-    """A one-node model; ``inputs`` maps names to arrays (constants when named in ``initializers``)."""
-    shapes = shapes or {}
-    node = helper.make_node(op_type, list(inputs), list(outputs), **attrs)
-    g_in = [_vi(n, a, shapes.get(n)) for n, a in inputs.items() if n and n not in initializers]
-    inits = [numpy_helper.from_array(inputs[n], n) for n in initializers]
-    g_out = [onnx.ValueInfoProto(name=o) for o in outputs if o]
-    graph = helper.make_graph([node], "t", g_in, g_out, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8 if opset < 21 else 10
-    return model
-
-
-def run_kiln(model, feeds):
-    g = from_onnx(model)
-    return list(kiln.interpret(g, [feeds[n] for n in g.inputs]).values())
-
-
-def check(op_type, inputs, opset, outputs=("y",), initializers=(), expected=None, rtol=1e-4, atol=1e-5,
-          **attrs):
-    """Compare kiln with onnxruntime (or ``expected``); returns kiln's results."""
-    model = make_model(op_type, inputs, opset, outputs, initializers, **attrs)
-    feeds = {n: a for n, a in inputs.items() if n and n not in initializers}
-    got = run_kiln(model, feeds)
-    if expected is None:
-        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        expected = sess.run(None, feeds)
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected):
-        assert g.dtype == e.dtype and g.shape == e.shape, (g.dtype, g.shape, e.dtype, e.shape)
-        np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64), rtol=rtol, atol=atol)
-    return got
+check = functools.partial(onnx_cases.check, rtol=1e-4, atol=1e-5)
 
 
 def f32(*shape):
@@ -474,7 +441,8 @@ def test_flex_attention_score_mod_subgraph():
     half = numpy_helper.from_array(np.float32(0.5), "half")
     mod = helper.make_graph([helper.make_node("Mul", ["s", "half"], ["s2"])], "mod", [scores_in], [scores_out], [half])
     node = helper.make_node("FlexAttention", ["Q", "K", "V"], ["Y"], domain="ai.onnx.preview", score_mod=mod)
-    graph = helper.make_graph([node], "t", [_vi("Q", q), _vi("K", k), _vi("V", v)], [onnx.ValueInfoProto(name="Y")])
+    graph = helper.make_graph([node], "t", [value_info("Q", q), value_info("K", k), value_info("V", v)],
+                              [onnx.ValueInfoProto(name="Y")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 26),
                                                     helper.make_opsetid("ai.onnx.preview", 1)])
     (y,) = run_kiln(model, {"Q": q, "K": k, "V": v})
