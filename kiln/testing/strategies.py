@@ -14,6 +14,11 @@ to draw attributes valid for it. A recipe that cannot apply returns ``None`` and
 so the table stays robust as ops are added; an op with no recipe is simply not drawn (unless named
 in ``ops=``, where a generic recipe is tried for simple elementwise ops).
 
+Recipes come in families (elementwise, unary, movement, reduce, linalg, indexing, control flow,
+and *patterns*: duplicated subexpressions, ``x + 0``, transpose and reshape chains, no-op casts,
+which the passes rewrite); a family is drawn first, then a recipe in it. ``if`` nodes get branch
+regions drawn the same way.
+
 Two shape rules keep the graphs meaningful at run time: operands broadcast only when each pair of
 aligned dims is equal or one of them is the literal 1 (the type checker also accepts a symbol
 against a size, which may fail at run time), and constants and input values are small numbers
