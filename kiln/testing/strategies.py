@@ -998,7 +998,11 @@ def graphs(ops: Sequence[str] | None = None, dtypes: Sequence | None = None, max
         template = [draw(st.integers(1, max_dim)) for _ in range(rank)]
         if ctx.symbols and rank and draw(st.booleans()):
             # a batch-like symbol, usually leading
-            template[0 if draw(st.integers(0, 3)) else draw(st.integers(0, rank - 1))] = ctx.choice(ctx.symbols)
+            first = 0 if draw(st.integers(0, 3)) else draw(st.integers(0, rank - 1))
+            template[first] = ctx.symbols[0] if len(ctx.symbols) == 1 else ctx.choice(ctx.symbols)
+            others = [s for s in ctx.symbols if s != template[first]]
+            if others and rank >= 2 and draw(st.booleans()):  # a second symbol (seq, say)
+                template[draw(st.integers(0, rank - 1))] = ctx.choice(others)
         n_inputs = draw(st.integers(1, max(1, max_inputs)))
         for i in range(n_inputs):
             dt = ctx.choice(first_dts if i == 0 else (input_dts + list(dts)))

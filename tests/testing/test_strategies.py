@@ -117,3 +117,16 @@ def test_import_kiln_does_not_import_hypothesis():
             "bad = [m for m in ('hypothesis', 'onnx', 'onnxruntime', 'torch', 'jax') if m in sys.modules]; "
             "assert not bad, bad; kiln.testing.graphs; assert 'hypothesis' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@given(kt.graphs(symbols=("batch", "seq"), max_nodes=8))
+def test_two_symbols(g):
+    kiln.verify(g)
+    kt.assert_equivalent(g, kiln.parse(str(g), constants=g.constants))
+    kt.assert_equivalent(g, g, symbols={"batch": 2, "seq": 3}, trials=1)
+
+
+def test_two_symbols_show_up():
+    gs = _sample(kt.graphs(symbols=("batch", "seq")), 200)
+    syms = {s for g in gs for i in g.inputs for d in g.types[i].shape for s in dims.symbols(d)}
+    assert syms == {"batch", "seq"}
