@@ -9,7 +9,7 @@ import numpy as np
 
 from ....ir import dims
 from ..registry import converter
-from .nn import _scalar, _slice_last
+from ._helpers import scalar_like, slice_last
 
 
 # --- attention ----------------------------------------------------------------------------------
@@ -25,7 +25,7 @@ def _heads_first(ctx, x, heads):
 
 def _neg_inf_where(ctx, allowed, dtype):
     """An additive bias: 0 where ``allowed``, -inf elsewhere."""
-    return ctx.op("where", allowed, _scalar(ctx, 0, dtype), _scalar(ctx, -np.inf, dtype))
+    return ctx.op("where", allowed, ctx.const(0, dtype), ctx.const(-np.inf, dtype))
 
 
 def _iota(ctx, x, axis):
@@ -82,11 +82,11 @@ def _safe_softmax(ctx, x):
     """Softmax over the last axis that gives 0 (not NaN) for a row of -inf."""
     dt = ctx.type_of(x).dtype
     m = ctx.op("reduce_max", x, axes=[-1], keepdims=True)
-    zero = _scalar(ctx, 0, dt)
+    zero = ctx.const(0, dt)
     m = ctx.op("where", ctx.op("isinf", m, detect_positive=False), zero, m)
     e = ctx.op("exp", ctx.op("sub", x, m))
     s = ctx.op("reduce_sum", e, axes=[-1], keepdims=True)
-    s = ctx.op("where", ctx.op("equal", s, zero), _scalar(ctx, 1, dt), s)
+    s = ctx.op("where", ctx.op("equal", s, zero), ctx.const(1, dt), s)
     return ctx.op("div", e, s)
 
 
@@ -136,7 +136,7 @@ def attention(ctx):
         if not isinstance(dq, int):
             ctx.fail(f"the default scale needs a static head size, got {dq}")
         scale = 1.0 / np.sqrt(dq)
-    root = _scalar(ctx, np.sqrt(scale), dt)
+    root = ctx.const(np.sqrt(scale), dt)
     if hq != hkv:
         rep = dims.div_exact(hq, hkv)
         if rep is None:
@@ -147,7 +147,7 @@ def attention(ctx):
     raw_qk = qk
     softcap = ctx.attr("softcap", 0.0)
     if softcap > 0:
-        cap = _scalar(ctx, softcap, dt)
+        cap = ctx.const(softcap, dt)
         qk = ctx.op("mul", ctx.op("tanh", ctx.op("div", qk, cap)), cap)
     capped_qk = qk
 
@@ -185,7 +185,7 @@ def attention(ctx):
         dead = ctx.op("isinf", ctx.op("reduce_max", bias, axes=[-1], keepdims=True), detect_positive=False)
         dead_value = ctx.const_of(dead)
         if dead_value is None or dead_value.any():  # skip the guard when no row can be fully masked
-            probs = ctx.op("where", dead, _scalar(ctx, 0, ctx.type_of(probs).dtype), probs)
+            probs = ctx.op("where", dead, scalar_like(ctx, 0, probs), probs)
     if sp is not None:
         probs = ctx.op("cast", probs, to=dt)
     y = ctx.op("matmul", probs, v)
@@ -248,11 +248,11 @@ def rotary_embedding(ctx):
     shape = [cb, cs, half]
     shape.insert(head_axis, 1)
     cos, sin = ctx.op("reshape", cos, shape=shape), ctx.op("reshape", sin, shape=shape)
-    rot = _slice_last(ctx, x, 0, r) if r < d else x
+    rot = slice_last(ctx, x, 0, r) if r < d else x
     if ctx.attr("interleaved", 0):
-        x1, x2 = _slice_last(ctx, rot, 0, r, 2), _slice_last(ctx, rot, 1, r, 2)
+        x1, x2 = slice_last(ctx, rot, 0, r, 2), slice_last(ctx, rot, 1, r, 2)
     else:
-        x1, x2 = _slice_last(ctx, rot, 0, r // 2), _slice_last(ctx, rot, r // 2, r)
+        x1, x2 = slice_last(ctx, rot, 0, r // 2), slice_last(ctx, rot, r // 2, r)
     real = ctx.op("sub", ctx.op("mul", cos, x1), ctx.op("mul", sin, x2))
     imag = ctx.op("add", ctx.op("mul", sin, x1), ctx.op("mul", cos, x2))
     if ctx.attr("interleaved", 0):
@@ -262,7 +262,7 @@ def rotary_embedding(ctx):
         rot = ctx.op("reshape", pair, shape=lead[:-1] + [r])
     else:
         rot = ctx.op("concat", real, imag, axis=-1)
-    y = rot if r == d else ctx.op("concat", rot, _slice_last(ctx, x, r, d), axis=-1)
+    y = rot if r == d else ctx.op("concat", rot, slice_last(ctx, x, r, d), axis=-1)
     return ctx.op("reshape", y, shape=t.shape) if t.rank == 3 else y
 
 
@@ -360,7 +360,7 @@ def flex_attention(ctx):
         if rep is None:
             ctx.fail(f"{hq} query heads are not a multiple of {hkv} key/value heads")
         k, v = _repeat_heads(ctx, k, rep), _repeat_heads(ctx, v, rep)
-    root = _scalar(ctx, np.sqrt(np.float32(scale)), dt)
+    root = ctx.const(np.sqrt(np.float32(scale)), dt)
     scores = ctx.op("matmul", ctx.op("mul", q, root), ctx.op("transpose", ctx.op("mul", k, root), perm=[0, 1, 3, 2]))
     sp = ctx.attr("softmax_precision", None)
     cdt = onnx_dtype(sp, "softmax_precision") if sp is not None else (dt if dt.bits >= 32 else onnx_dtype(1, ""))

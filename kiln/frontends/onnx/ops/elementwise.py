@@ -12,21 +12,10 @@ import numpy as np
 
 from ....ir import dtypes as kd
 from ..registry import converter
+from ._helpers import cast as _cast  # this module's ``cast`` is the Cast converter
+from ._helpers import scalar_like as _k
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _k(ctx, value, like):
-    """A scalar constant with the dtype of value ``like`` (or of a kiln dtype)."""
-    dt = like if isinstance(like, kd.DType) else ctx.type_of(like).dtype
-    return ctx.const(np.array(value, dtype=np.float64).astype(dt.np) if dt.is_float
-                     else np.array(value).astype(dt.np))
-
-
-def _cast(ctx, v, to):
-    """Cast value ``v`` to kiln dtype ``to`` (no op when it already has it)."""
-    to = kd.dtype(to)
-    return v if ctx.type_of(v).dtype == to else ctx.op("cast", v, to=to)
 
 
 def _dtype_attr(ctx, name, default=None):

@@ -17,22 +17,14 @@ import numpy as np
 from ....ir import dims
 from ....ir.ops.linalg import window_count
 from ..registry import converter
+from ._helpers import scalar_like, slice_last
 
 
 # --- helpers ------------------------------------------------------------------------------------
 
-def _scalar(ctx, value, dtype):
-    """A 0-d constant of ``dtype`` (a kiln dtype)."""
-    return ctx.const(np.asarray(value).astype(dtype.np))
-
-
-def _slice_last(ctx, x, start, end, step=1):
-    return ctx.op("slice", x, starts=[start], ends=[end], axes=[-1], steps=[step])
-
-
 
 def _mul_scalar(ctx, x, value):
-    return x if value == 1 else ctx.op("mul", x, _scalar(ctx, value, ctx.type_of(x).dtype))
+    return x if value == 1 else ctx.op("mul", x, scalar_like(ctx, value, x))
 
 
 def _ints(ctx, name, n, default):
@@ -207,7 +199,7 @@ def average_pool(ctx):
 
 
 def _pow_scalar(ctx, x, p):
-    return ctx.op("pow", x, _scalar(ctx, p, ctx.type_of(x).dtype))
+    return ctx.op("pow", x, scalar_like(ctx, p, x))
 
 
 @converter("LpPool", since=1)
@@ -484,7 +476,7 @@ def max_unpool(ctx):
         return ctx.op("pad", y, pads=[0] * len(shape) + extra) if any(extra) else y
     ends = ctx.op("sub", ctx.input(2), ctx.const(np.array(shape, np.int64)))
     pads_rt = ctx.op("concat", ctx.const(np.zeros(len(shape), np.int64)), ends, axis=0)
-    return ctx.op("pad_dynamic", y, pads_rt, _scalar(ctx, 0, t.dtype))
+    return ctx.op("pad_dynamic", y, pads_rt, ctx.const(0, t.dtype))
 
 
 # --- deformable convolution ---------------------------------------------------------------------
@@ -498,7 +490,7 @@ def _bilinear_gather(ctx, xg, pos, sizes):
     floors = [ctx.op("floor", q) for q in pos]
     fracs = [ctx.op("sub", q, f) for q, f in zip(pos, floors)]
     lows = [ctx.op("cast", f, to="i64") for f in floors]
-    one = _scalar(ctx, 1, dt)
+    one = ctx.const(1, dt)
     strides = [int(np.prod(sizes[d + 1:])) for d in range(len(sizes))]
     total = None
     for corner in np.ndindex(*(2,) * len(sizes)):
@@ -513,7 +505,7 @@ def _bilinear_gather(ctx, xg, pos, sizes):
             weight = w if weight is None else ctx.op("mul", weight, w)
             valid = ok if valid is None else ctx.op("and", valid, ok)
             flat = term if flat is None else ctx.op("add", flat, term)
-        weight = ctx.op("where", valid, weight, _scalar(ctx, 0, dt))
+        weight = ctx.op("where", valid, weight, ctx.const(0, dt))
         index = ctx.op("broadcast", ctx.op("reshape", flat, shape=[n, g, 1, dims.mul(k, p)]),
                        shape=[n, g, cg, dims.mul(k, p)])
         val = ctx.op("gather_elements", xg, index, axis=3)
@@ -573,7 +565,7 @@ def _roi_axis(ctx, start, bin_size, out, ratio, size, dt):
     each [R, out*ratio], with RoiAlign's clamping (outside [-1, size] weighs nothing)."""
     frac = (np.arange(out)[:, None] + (np.arange(ratio)[None, :] + 0.5) / ratio).reshape(1, -1)
     v = ctx.op("add", start, ctx.op("mul", bin_size, ctx.const(frac.astype(dt.np))))
-    c = lambda x: _scalar(ctx, x, dt)  # noqa: E731
+    c = lambda x: ctx.const(x, dt)  # noqa: E731
     valid = ctx.op("and", ctx.op("greater_equal", v, c(-1)), ctx.op("less_equal", v, c(size)))
     v = ctx.op("max", v, c(0))
     low = ctx.op("floor", v)
@@ -606,17 +598,17 @@ def _roi_align(ctx, default_mode):
         ctx.fail(f"coordinate_transformation_mode '{ctm}' is not half_pixel or output_half_pixel")
     dt = x_t.dtype
     scale = ctx.attr("spatial_scale", 1.0)
-    rois = ctx.op("mul", ctx.input(1), _scalar(ctx, scale, dt))
+    rois = ctx.op("mul", ctx.input(1), ctx.const(scale, dt))
     if ctm == "half_pixel":
-        rois = ctx.op("sub", rois, _scalar(ctx, 0.5, dt))
-    col = lambda k: _slice_last(ctx, rois, k, k + 1)  # noqa: E731  [R, 1]
+        rois = ctx.op("sub", rois, ctx.const(0.5, dt))
+    col = lambda k: slice_last(ctx, rois, k, k + 1)  # noqa: E731  [R, 1]
     axes = []
     for k, (out, size) in enumerate(((oh, h), (ow, w))):
         start = col(1 - k)
         extent = ctx.op("sub", col(3 - k), start)
         if ctm == "output_half_pixel":
-            extent = ctx.op("max", extent, _scalar(ctx, 1, dt))
-        axes.append(_roi_axis(ctx, start, ctx.op("div", extent, _scalar(ctx, out, dt)), out, ratio, size, dt))
+            extent = ctx.op("max", extent, ctx.const(1, dt))
+        axes.append(_roi_axis(ctx, start, ctx.op("div", extent, ctx.const(out, dt)), out, ratio, size, dt))
     r = ctx.shape(1)[0]
     base = ctx.op("mul", ctx.op("reshape", ctx.op("cast", ctx.input(2), to="i64"), shape=[r, 1, 1]),
                   ctx.const(np.int64(h * w)))
@@ -664,7 +656,7 @@ def causal_conv_with_state(ctx):
         ctx.fail(f"channels and kernel size must be static, got {ctx.type(0)} and {ctx.type(1)}")
     x = ctx.input(0)
     past = ctx.input(3) if ctx.has_input(3) else \
-        ctx.op("broadcast", _scalar(ctx, 0, ctx.dtype(0)), shape=[b, c, k - 1])
+        ctx.op("broadcast", ctx.const(0, ctx.dtype(0)), shape=[b, c, k - 1])
     padded = ctx.op("concat", past, x, axis=2) if k > 1 else x
     y = ctx.op("conv", *_operands(padded, ctx.input(1), ctx.input(2)), group=c)
     if act != "none":

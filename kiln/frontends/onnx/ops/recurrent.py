@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import converter
-from .nn import _scalar, _slice_last
+from ._helpers import slice_last
 
 
 # --- recurrent networks (unrolled) --------------------------------------------------------------
@@ -46,7 +46,7 @@ def _rnn_activations(ctx, defaults, num_directions):
 def _activate(ctx, fn, x):
     name, alpha, beta = fn
     dt = ctx.type_of(x).dtype
-    c = lambda v: _scalar(ctx, v, dt)  # noqa: E731
+    c = lambda v: ctx.const(v, dt)  # noqa: E731
     if name in ("relu", "tanh", "sigmoid"):
         return ctx.op(name, x)
     if name == "softsign":
@@ -121,22 +121,22 @@ class _Recurrence:
         rb = None
         if ctx.has_input(3):
             b = self.per_direction(3, d)
-            xw = ctx.op("add", xw, _slice_last(ctx, b, 0, gh))
-            rb = _slice_last(ctx, b, gh, 2 * gh)
+            xw = ctx.op("add", xw, slice_last(ctx, b, 0, gh))
+            rb = slice_last(ctx, b, gh, 2 * gh)
         return xw, rt, rb
 
     def initial(self, i, d):
         if self.ctx.has_input(i):
             return self.per_direction(i, d)
-        return self.ctx.op("broadcast", _scalar(self.ctx, 0, self.dtype), shape=[self.batch, self.h])
+        return self.ctx.op("broadcast", self.ctx.const(0, self.dtype), shape=[self.batch, self.h])
 
     def gate(self, pre, k, extra=None):
         """Gate ``k`` of a [B, G*H] pre-activation (plus ``extra``), clipped when ``clip`` is set."""
-        g = _slice_last(self.ctx, pre, k * self.h, (k + 1) * self.h)
+        g = slice_last(self.ctx, pre, k * self.h, (k + 1) * self.h)
         if extra is not None:
             g = self.ctx.op("add", g, extra)
         if self.clip is not None:
-            lo, hi = _scalar(self.ctx, -self.clip, self.dtype), _scalar(self.ctx, self.clip, self.dtype)
+            lo, hi = self.ctx.const(-self.clip, self.dtype), self.ctx.const(self.clip, self.dtype)
             g = self.ctx.op("min", self.ctx.op("max", g, lo), hi)
         return g
 
@@ -160,7 +160,7 @@ class _Recurrence:
         outputs (Y, final state per kind), in the node's layout."""
         ctx = self.ctx
         ys, finals = [], [[] for _ in range(n_states)]
-        zero = ctx.op("broadcast", _scalar(ctx, 0, self.dtype), shape=[self.batch, self.h])
+        zero = ctx.op("broadcast", ctx.const(0, self.dtype), shape=[self.batch, self.h])
         for d, direction in enumerate(self.dirs):
             states, step = cell.start(d)
             order = range(self.steps) if direction == "forward" else range(self.steps - 1, -1, -1)
@@ -213,23 +213,23 @@ class _GRUCell:
         xw, rt, rb = rec.projections(d)
         f, g = rec.acts[d]
         h = rec.h
-        rt_zr = _slice_last(ctx, rt, 0, 2 * h)
-        rt_h = _slice_last(ctx, rt, 2 * h, 3 * h)
-        rb_zr = None if rb is None else _slice_last(ctx, rb, 0, 2 * h)
-        rb_h = None if rb is None else _slice_last(ctx, rb, 2 * h, 3 * h)
-        one = _scalar(ctx, 1, rec.dtype)
+        rt_zr = slice_last(ctx, rt, 0, 2 * h)
+        rt_h = slice_last(ctx, rt, 2 * h, 3 * h)
+        rb_zr = None if rb is None else slice_last(ctx, rb, 0, 2 * h)
+        rb_h = None if rb is None else slice_last(ctx, rb, 2 * h, 3 * h)
+        one = ctx.const(1, rec.dtype)
 
         def step(t, states):
             (hp,) = states
             xt = rec.step_input(xw, t)
-            zr = ctx.op("add", _slice_last(ctx, xt, 0, 2 * h), rec.recurrent(hp, rt_zr, rb_zr))
+            zr = ctx.op("add", slice_last(ctx, xt, 0, 2 * h), rec.recurrent(hp, rt_zr, rb_zr))
             z = _activate(ctx, f, rec.gate(zr, 0))
             r = _activate(ctx, f, rec.gate(zr, 1))
             if self.lbr:
                 hh = ctx.op("mul", r, rec.recurrent(hp, rt_h, rb_h))
             else:
                 hh = rec.recurrent(ctx.op("mul", r, hp), rt_h, rb_h)
-            pre = ctx.op("add", _slice_last(ctx, xt, 2 * h, 3 * h), hh)
+            pre = ctx.op("add", slice_last(ctx, xt, 2 * h, 3 * h), hh)
             cand = _activate(ctx, g, rec.gate(pre, 0))
             hn = ctx.op("add", ctx.op("mul", ctx.op("sub", one, z), cand), ctx.op("mul", z, hp))
             return [hn]
@@ -254,8 +254,8 @@ class _LSTMCell:
         peep = None
         if ctx.has_input(7):
             p = rec.per_direction(7, d)
-            peep = [_slice_last(ctx, p, k * rec.h, (k + 1) * rec.h) for k in range(3)]  # i, o, f
-        one = _scalar(ctx, 1, rec.dtype)
+            peep = [slice_last(ctx, p, k * rec.h, (k + 1) * rec.h) for k in range(3)]  # i, o, f
+        one = ctx.const(1, rec.dtype)
 
         def peephole(k, c):
             return None if peep is None else ctx.op("mul", peep[k], c)

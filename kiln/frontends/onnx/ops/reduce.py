@@ -22,13 +22,9 @@ import numpy as np
 from ....ir import dims
 from ....ir import dtypes as kd
 from ..registry import converter
+from ._helpers import cast
 
 # --- small helpers -------------------------------------------------------------------------------
-
-
-def _scalar(ctx, value, dtype):
-    """A rank-0 constant of kiln dtype ``dtype``."""
-    return ctx.const(np.asarray(value, dtype=kd.dtype(dtype).np))
 
 
 def _norm_axis(ctx, axis: int, rank: int, what: str = "axis") -> int:
@@ -41,11 +37,6 @@ def _to_float(ctx, v):
     """(v as a float tensor, its original dtype): ints go through float64, floats stay."""
     dt = ctx.type_of(v).dtype
     return (v, dt) if dt.is_float else (ctx.op("cast", v, to=kd.float64), dt)
-
-
-def _back(ctx, v, dt):
-    """``v`` cast to ``dt`` (no op when it already is)."""
-    return v if ctx.type_of(v).dtype == dt else ctx.op("cast", v, to=dt)
 
 
 def _channel_param(ctx, v, rank: int):
@@ -115,21 +106,21 @@ def _reduce_body(kind):
 
     def l2(ctx, x, ax, kd_):
         xf, dt = _to_float(ctx, x)
-        return _back(ctx, ctx.op("sqrt", ax.reduce(ctx, "sum", ctx.op("mul", xf, xf), kd_)), dt)
+        return cast(ctx, ctx.op("sqrt", ax.reduce(ctx, "sum", ctx.op("mul", xf, xf), kd_)), dt)
 
     def log_sum(ctx, x, ax, kd_):
         xf, dt = _to_float(ctx, x)
-        return _back(ctx, ctx.op("log", ax.reduce(ctx, "sum", xf, kd_)), dt)
+        return cast(ctx, ctx.op("log", ax.reduce(ctx, "sum", xf, kd_)), dt)
 
     def log_sum_exp(ctx, x, ax, kd_):
         # log(sum(exp(x - m))) + m with m the max, taken as 0 where it is infinite (all -inf, or empty)
         xf, dt = _to_float(ctx, x)
         f = ctx.type_of(xf).dtype
         m = ax.reduce(ctx, "max", xf, True)
-        m = ctx.op("where", ctx.op("isinf", m), _scalar(ctx, 0, f), m)
+        m = ctx.op("where", ctx.op("isinf", m), ctx.const(0, f), m)
         s = ax.reduce(ctx, "sum", ctx.op("exp", ctx.op("sub", xf, m)), kd_)
         m_out = m if kd_ else ax.reduce(ctx, "max", m, False)
-        return _back(ctx, ctx.op("add", ctx.op("log", s), m_out), dt)
+        return cast(ctx, ctx.op("add", ctx.op("log", s), m_out), dt)
 
     return {"sum": plain, "mean": plain, "max": plain, "min": plain, "prod": plain, "l1": l1,
             "l2": l2, "log_sum": log_sum, "log_sum_exp": log_sum_exp, "sum_square": sum_square}[kind]
@@ -205,7 +196,7 @@ def _hardmax_axis(ctx, x, axis):
     dt = ctx.type_of(x).dtype
     is_max = ctx.op("equal", x, ctx.op("reduce_max", x, axes=(axis,), keepdims=True))
     count = ctx.op("cumsum", ctx.op("cast", is_max, to=kd.int32), axis=axis)
-    first = ctx.op("and", is_max, ctx.op("equal", count, _scalar(ctx, 1, kd.int32)))
+    first = ctx.op("and", is_max, ctx.op("equal", count, ctx.const(1, kd.int32)))
     return ctx.op("cast", first, to=dt)
 
 
@@ -258,7 +249,7 @@ def _moments(ctx, x, axes):
 
 def _inv_std(ctx, var, eps):
     dt = ctx.type_of(var).dtype
-    return ctx.op("rsqrt", ctx.op("add", var, _scalar(ctx, eps, dt)))
+    return ctx.op("rsqrt", ctx.op("add", var, ctx.const(eps, dt)))
 
 
 def _stash_dtype(ctx, x_dtype):
@@ -284,10 +275,10 @@ def layer_normalization(ctx):
     x, dt = ctx.input(0), ctx.dtype(0)
     axes = _norm_axes_from(ctx)
     st = _stash_dtype(ctx, dt)
-    xs = _back(ctx, x, st)
+    xs = cast(ctx, x, st)
     mean, d, var = _moments(ctx, xs, axes)
     inv = _inv_std(ctx, var, ctx.attr("epsilon", 1e-5))
-    y = ctx.op("mul", _back(ctx, ctx.op("mul", d, inv), dt), ctx.input(1))
+    y = ctx.op("mul", cast(ctx, ctx.op("mul", d, inv), dt), ctx.input(1))
     if ctx.has_input(2):
         y = ctx.op("add", y, ctx.input(2))
     return [y, mean if ctx.has_output(1) else None, inv if ctx.has_output(2) else None]
@@ -297,9 +288,9 @@ def layer_normalization(ctx):
 def rms_normalization(ctx):
     x, dt = ctx.input(0), ctx.dtype(0)
     axes = _norm_axes_from(ctx)
-    xs = _back(ctx, x, _stash_dtype(ctx, dt))
+    xs = cast(ctx, x, _stash_dtype(ctx, dt))
     ms = ctx.op("reduce_mean", ctx.op("mul", xs, xs), axes=axes, keepdims=True)
-    y = _back(ctx, ctx.op("mul", xs, _inv_std(ctx, ms, ctx.attr("epsilon", 1e-5))), dt)
+    y = cast(ctx, ctx.op("mul", xs, _inv_std(ctx, ms, ctx.attr("epsilon", 1e-5))), dt)
     return ctx.op("mul", y, ctx.input(1))
 
 
@@ -326,10 +317,10 @@ def _group_norm(ctx, per_channel: bool):
         ctx.fail(f"the channel dim must be static, got {c}")
     if c % groups:
         ctx.fail(f"{c} channels do not split into {groups} groups")
-    xs = _back(ctx, x, _stash_dtype(ctx, dt) if per_channel else dt)
+    xs = cast(ctx, x, _stash_dtype(ctx, dt) if per_channel else dt)
     d = ctx.op("sub", xs, _group_mean(ctx, xs, n, groups, c, rank))
     var = _group_mean(ctx, ctx.op("mul", d, d), n, groups, c, rank)
-    y = _back(ctx, ctx.op("mul", d, _inv_std(ctx, var, ctx.attr("epsilon", 1e-5))), dt)
+    y = cast(ctx, ctx.op("mul", d, _inv_std(ctx, var, ctx.attr("epsilon", 1e-5))), dt)
     scale, bias = ctx.input(1), ctx.input(2)
     if not per_channel:  # opset 18: scale and bias per group; repeat each over its channels
         scale, bias = (ctx.op("reshape", ctx.op("broadcast", ctx.op("reshape", v, shape=[groups, 1]),
@@ -391,9 +382,9 @@ def _batch_norm(ctx, training: bool, spatial: bool = True):
             outs.append(None)
             continue
         st = ctx.type_of(ctx.input(i)).dtype
-        flat = _back(ctx, ctx.op("reshape", batch_stat, shape=list(ctx.shape(i))), st)
-        running = ctx.op("add", ctx.op("mul", ctx.input(i), _scalar(ctx, mom, st)),
-                         ctx.op("mul", flat, _scalar(ctx, 1 - mom, st)))
+        flat = cast(ctx, ctx.op("reshape", batch_stat, shape=list(ctx.shape(i))), st)
+        running = ctx.op("add", ctx.op("mul", ctx.input(i), ctx.const(mom, st)),
+                         ctx.op("mul", flat, ctx.const(1 - mom, st)))
         outs.append(running)
     return outs
 
@@ -428,8 +419,8 @@ def lp_normalization(ctx):
         norm = ctx.op("sqrt", ctx.op("reduce_sum", ctx.op("mul", x, x), axes=(axis,), keepdims=True))
     else:
         ctx.fail(f"p={p} is not supported (only 1 and 2)")
-    zero = _scalar(ctx, 0, dt)
-    safe = ctx.op("where", ctx.op("equal", norm, zero), _scalar(ctx, 1, dt), norm)
+    zero = ctx.const(0, dt)
+    safe = ctx.op("where", ctx.op("equal", norm, zero), ctx.const(1, dt), norm)
     return ctx.op("where", ctx.op("equal", norm, zero), zero, ctx.op("div", x, safe))
 
 
@@ -438,7 +429,7 @@ def mean_variance_normalization(ctx):
     x, rank, dt = ctx.input(0), ctx.rank(0), ctx.dtype(0)
     axes = tuple(sorted({_norm_axis(ctx, a, rank, "axes entry") for a in ctx.attr("axes", [0, 2, 3])}))
     _, d, var = _moments(ctx, x, axes)
-    return ctx.op("div", d, ctx.op("add", ctx.op("sqrt", var), _scalar(ctx, 1e-9, dt)))
+    return ctx.op("div", d, ctx.op("add", ctx.op("sqrt", var), ctx.const(1e-9, dt)))
 
 
 @converter("LRN", since=1)
@@ -463,8 +454,8 @@ def lrn(ctx):
     sq = ctx.op("transpose", ctx.op("mul", x, x), perm=to_last)
     ss = ctx.op("transpose", ctx.op("matmul", sq, ctx.const(band)), perm=back)
     alpha, beta, bias = ctx.attr("alpha", 1e-4), ctx.attr("beta", 0.75), ctx.attr("bias", 1.0)
-    base = ctx.op("add", _scalar(ctx, bias, dt), ctx.op("mul", ss, _scalar(ctx, alpha / size, dt)))
-    return ctx.op("div", x, ctx.op("pow", base, _scalar(ctx, beta, dt)))
+    base = ctx.op("add", ctx.const(bias, dt), ctx.op("mul", ss, ctx.const(alpha / size, dt)))
+    return ctx.op("div", x, ctx.op("pow", base, ctx.const(beta, dt)))
 
 
 # --- Losses --------------------------------------------------------------------------------------
@@ -489,14 +480,14 @@ def nll_loss(ctx, logp, target, weight, reduction: str, ignore_index):
     iota = ctx.const(np.arange(c, dtype=tt.dtype.np).reshape([1, c] + ones))
     t1 = ctx.op("reshape", target, shape=[tt.shape[0], 1] + list(tt.shape[1:]))
     hot = ctx.op("equal", t1, iota)
-    zero = _scalar(ctx, 0, dt)
+    zero = ctx.const(0, dt)
     loss = ctx.op("neg", ctx.op("reduce_sum", ctx.op("where", hot, logp, zero), axes=(1,), keepdims=False))
     w = None
     if weight is not None:
-        wc = ctx.op("reshape", _back(ctx, weight, dt), shape=[1, c] + ones)
+        wc = ctx.op("reshape", cast(ctx, weight, dt), shape=[1, c] + ones)
         w = ctx.op("reduce_sum", ctx.op("where", hot, wc, zero), axes=(1,), keepdims=False)
     if ignore_index is not None:
-        keep = ctx.op("not", ctx.op("equal", target, _scalar(ctx, ignore_index, tt.dtype)))
+        keep = ctx.op("not", ctx.op("equal", target, ctx.const(ignore_index, tt.dtype)))
         w = ctx.op("cast", keep, to=dt) if w is None else ctx.op("where", keep, w, zero)
     if w is not None:
         loss = ctx.op("mul", loss, w)

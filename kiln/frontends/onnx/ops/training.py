@@ -13,21 +13,14 @@ import numpy as np
 
 from ....ir import dtypes as kd
 from ..registry import converter
+from ._helpers import cast
 
 DOMAIN = "ai.onnx.preview.training"
 F64 = kd.float64
 
 
-def _f64(ctx, v):
-    return v if ctx.type_of(v).dtype == F64 else ctx.op("cast", v, to=F64)
-
-
 def _k(ctx, value):
     return ctx.const(np.asarray(value, dtype=np.float64))
-
-
-def _back(ctx, v, dt):
-    return v if dt == F64 else ctx.op("cast", v, to=dt)
 
 
 def _groups(ctx, per_tensor: int):
@@ -49,7 +42,7 @@ def _groups(ctx, per_tensor: int):
         for i in range(n):
             if not ctx.dtype(2 + k * n + i).is_float:
                 ctx.fail(f"input {2 + k * n + i} must be a float tensor, got {ctx.type(2 + k * n + i)}")
-    scalar = lambda v: ctx.op("reshape", _f64(ctx, v), shape=())  # noqa: E731
+    scalar = lambda v: ctx.op("reshape", cast(ctx, v, F64), shape=())  # noqa: E731
     return scalar(ctx.input(0)), scalar(ctx.input(1)), groups
 
 
@@ -70,13 +63,13 @@ def adagrad(ctx):
     r_adj = ctx.op("div", r, ctx.op("add", _k(ctx, 1.0), ctx.op("mul", t, _k(ctx, decay))))
     x_out, h_out = [], []
     for x0, g0, h0 in zip(xs, gs, hs):
-        x, g, h = _f64(ctx, x0), _f64(ctx, g0), _f64(ctx, h0)
+        x, g, h = cast(ctx, x0, F64), cast(ctx, g0, F64), cast(ctx, h0, F64)
         g_reg = _regularized(ctx, x, g, norm)
         h_new = ctx.op("add", h, ctx.op("mul", g_reg, g_reg))
         denom = ctx.op("add", ctx.op("sqrt", h_new), _k(ctx, eps))
         x_new = ctx.op("sub", x, ctx.op("div", ctx.op("mul", r_adj, g_reg), denom))
-        x_out.append(_back(ctx, x_new, ctx.type_of(x0).dtype))
-        h_out.append(_back(ctx, h_new, ctx.type_of(h0).dtype))
+        x_out.append(cast(ctx, x_new, ctx.type_of(x0).dtype))
+        h_out.append(cast(ctx, h_new, ctx.type_of(h0).dtype))
     return x_out + h_out
 
 
@@ -97,7 +90,7 @@ def momentum(ctx):
     beta_adj = ctx.op("where", ctx.op("greater", t, _k(ctx, 0.0)), _k(ctx, beta), _k(ctx, 1.0))
     x_out, v_out = [], []
     for x0, g0, v0 in zip(xs, gs, vs):
-        x, g, v = _f64(ctx, x0), _f64(ctx, g0), _f64(ctx, v0)
+        x, g, v = cast(ctx, x0, F64), cast(ctx, g0, F64), cast(ctx, v0, F64)
         g_reg = _regularized(ctx, x, g, norm)
         v_new = ctx.op("add", ctx.op("mul", _k(ctx, alpha), v), ctx.op("mul", beta_adj, g_reg))
         if mode == "standard":
@@ -105,8 +98,8 @@ def momentum(ctx):
         else:
             step = ctx.op("add", g_reg, ctx.op("mul", _k(ctx, alpha), v_new))
         x_new = ctx.op("sub", x, ctx.op("mul", r, step))
-        x_out.append(_back(ctx, x_new, ctx.type_of(x0).dtype))
-        v_out.append(_back(ctx, v_new, ctx.type_of(v0).dtype))
+        x_out.append(cast(ctx, x_new, ctx.type_of(x0).dtype))
+        v_out.append(cast(ctx, v_new, ctx.type_of(v0).dtype))
     return x_out + v_out
 
 
@@ -131,7 +124,7 @@ def adam(ctx):
     r_adj = ctx.op("div", ctx.op("mul", r, num), den)
     x_out, v_out, h_out = [], [], []
     for x0, g0, v0, h0 in zip(xs, gs, vs, hs):
-        x, g, v, h = _f64(ctx, x0), _f64(ctx, g0), _f64(ctx, v0), _f64(ctx, h0)
+        x, g, v, h = cast(ctx, x0, F64), cast(ctx, g0, F64), cast(ctx, v0, F64), cast(ctx, h0, F64)
         g_reg = _regularized(ctx, x, g, norm)
         v_new = ctx.op("add", ctx.op("mul", _k(ctx, alpha), v), ctx.op("mul", _k(ctx, 1.0 - alpha), g_reg))
         h_new = ctx.op("add", ctx.op("mul", _k(ctx, beta), h),
@@ -140,8 +133,8 @@ def adam(ctx):
         x_new = ctx.op("sub", x, ctx.op("mul", r_adj, ctx.op("div", v_new, denom)))
         if norm_post != 0:
             x_new = ctx.op("mul", _k(ctx, 1.0 - norm_post), x_new)
-        x_out.append(_back(ctx, x_new, ctx.type_of(x0).dtype))
-        v_out.append(_back(ctx, v_new, ctx.type_of(v0).dtype))
-        h_out.append(_back(ctx, h_new, ctx.type_of(h0).dtype))
+        x_out.append(cast(ctx, x_new, ctx.type_of(x0).dtype))
+        v_out.append(cast(ctx, v_new, ctx.type_of(v0).dtype))
+        h_out.append(cast(ctx, h_new, ctx.type_of(h0).dtype))
     return x_out + v_out + h_out
 
