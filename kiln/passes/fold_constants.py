@@ -2,16 +2,25 @@
 
 The result becomes a constant under the node's output name (so graph outputs keep their names),
 and constants no longer used are dropped. Nodes are left alone when an op has the ``random``
-trait, when a result type has symbolic dims, or when a result would have more than
-``max_elements`` elements (option ``fold_constants.max_elements``; the default keeps weights-sized
-tensors from being materialised by, say, a broadcast).
+trait, or when a result would have more than ``max_elements`` elements (option
+``fold_constants.max_elements``; the default keeps weights-sized tensors from being materialised
+by, say, a broadcast).
+
+A result whose type has run-time dims (``nonzero``, a ``*_dynamic`` op, ...) folds too: its size,
+now known, replaces the dim's symbol in every type and ``dims`` attribute of the graph, so the
+nodes downstream may fold in turn. Symbols that appear in the graph's input or output types are
+part of its signature and are never bound this way.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
+from ..ir import dims as _dims
 from ..ir.graph import Graph
 from ..ir.registry import get as get_op
+from ..ir.types import TensorType
 from .base import Pass, PassContext, map_regions
 
 __all__ = ["fold_constants", "FoldConstants"]
@@ -24,51 +33,111 @@ def fold_constants(graph: Graph, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Gr
     regions are folded on their own (a region's constants, not the operands passed in)."""
     graph = map_regions(graph, lambda r: fold_constants(r, max_elements))
     consts = dict(graph.constants)
+    types = dict(graph.types)
+    protected = {s for v in (*graph.inputs, *graph.outputs) for d in graph.types[v].shape
+                 for s in _dims.symbols(d)}
+    env: dict = {}  # run-time symbol -> the size a folded result showed
     nodes = []
     folded = False
     for n in graph.nodes:
-        if _foldable(graph, n, consts, max_elements):
-            opdef = get_op(n.op)
-            try:
-                with np.errstate(all="ignore"):
-                    res = opdef.reference(*[consts[i] if i else None for i in n.inputs], **n.attrs)
-            except Exception:  # noqa: BLE001 - leave it to run time (and its error message)
-                res = None
-            if res is not None:
-                results = list(res) if isinstance(res, (tuple, list)) else [res]
-                arrays = [np.asarray(r) for r in results]
-                if len(arrays) == len(n.outputs) and all(
-                        a.dtype == graph.types[o].dtype.np and tuple(a.shape) == tuple(graph.types[o].shape)
-                        for a, o in zip(arrays, n.outputs)):
-                    for a, o in zip(arrays, n.outputs):
-                        a = np.array(a, order="C")  # an owned copy: never a view of an operand
-                        a.flags.writeable = False
-                        consts[o] = a
-                    folded = True
-                    continue
+        if env:
+            for o in n.outputs:
+                types[o] = _subst_type(types[o], env)
+        arrays = _evaluate(n, consts, types, protected, max_elements)
+        if arrays is not None:
+            for a, o in zip(arrays, n.outputs):
+                for d, size in zip(types[o].shape, a.shape):
+                    if not isinstance(d, int):
+                        env[d] = int(size)
+                types[o] = TensorType(types[o].dtype, a.shape)
+                consts[o] = a
+            folded = True
+            continue
         nodes.append(n)
     if not folded:
         return graph
     g = graph.copy()
-    g.nodes = nodes
     g.constants = consts
+    if env:
+        g.types = {k: _subst_type(t, env) for k, t in types.items()}
+        nodes = [_subst_attrs(n, env) for n in nodes]
+    else:
+        g.types = types
+    g.nodes = nodes
     return g.prune_constants()
 
 
-def _foldable(graph, n, consts, max_elements) -> bool:
+def _evaluate(n, consts, types, protected, max_elements):
+    """The node's results as constant arrays, or None when it does not fold."""
     if not all(i in consts for i in n.inputs if i):
-        return False
+        return None
     try:
         opdef = get_op(n.op)
     except KeyError:
-        return False
+        return None
     if "random" in opdef.traits:
-        return False
+        return None
     for o in n.outputs:
-        t = graph.types[o]
-        if not t.is_static or int(np.prod(t.shape, dtype=np.int64)) > max_elements:
-            return False
-    return True
+        t = types[o]
+        static = [d for d in t.shape if isinstance(d, int)]
+        if int(np.prod(static, dtype=np.int64)) > max_elements:
+            return None
+        for d in t.shape:  # a run-time dim folds only when it is a plain symbol we may bind
+            if not isinstance(d, int) and (_dims.symbols(d) != {d} or d in protected):
+                return None
+    try:
+        with np.errstate(all="ignore"):
+            res = opdef.reference(*[consts[i] if i else None for i in n.inputs], **n.attrs)
+    except Exception:  # noqa: BLE001 - leave it to run time (and its error message)
+        return None
+    results = list(res) if isinstance(res, (tuple, list)) else [res]
+    if len(results) != len(n.outputs):
+        return None
+    arrays, bound = [], {}
+    for r, o in zip(results, n.outputs):
+        a = np.asarray(r)
+        t = types[o]
+        if a.dtype != t.dtype.np or a.ndim != t.rank or a.size > max_elements:
+            return None
+        for d, size in zip(t.shape, a.shape):
+            if isinstance(d, int):
+                if d != size:
+                    return None
+            elif bound.setdefault(d, size) != size:
+                return None
+        a = np.array(a, order="C")  # an owned copy: never a view of an operand
+        a.flags.writeable = False
+        arrays.append(a)
+    return arrays
+
+
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _subst_dim(d, env):
+    if isinstance(d, int) or not (_dims.symbols(d) & env.keys()):
+        return d
+    return _dims.canonical(_SYMBOL.sub(lambda m: str(env.get(m.group(0), m.group(0))), d))
+
+
+def _subst_type(t: TensorType, env) -> TensorType:
+    if all(isinstance(d, int) for d in t.shape):
+        return t
+    return TensorType(t.dtype, [_subst_dim(d, env) for d in t.shape])
+
+
+def _subst_attrs(n, env):
+    try:
+        schema = get_op(n.op).attrs
+    except KeyError:
+        return n
+    changed = {}
+    for k, v in n.attrs.items():
+        if k in schema and schema[k].kind == "dims" and v is not None:
+            new = tuple(_subst_dim(d, env) for d in v)
+            if new != v:
+                changed[k] = new
+    return n.with_(attrs={**n.attrs, **changed}) if changed else n
 
 
 class FoldConstants(Pass):

@@ -98,3 +98,33 @@ graph g(%x: f32[batch]) {
 }"""
     g = kiln.parse(text)
     assert P.run(g) is g
+
+
+def test_run_time_dims_of_folded_results_become_static():
+    kt.assert_rewrites(P, """
+graph g(%x: f32[batch, 2]) {
+  %c: f32[4] = const [0.0, 1.0, 0.0, 2.0]
+  %nz: i64[1, nz_d1] = nonzero(%c)
+  %r: i64[nz_d1] = reshape(%nz) {shape=[nz_d1]}
+  %f: f32[nz_d1] = cast(%r) {to=f32}
+  %b: f32[batch, nz_d1] = broadcast(%f) {shape=[batch, nz_d1]}
+  %s: f32[batch, 2] = add(%x, %b)
+  return %s
+}""", """
+graph g(%x: f32[batch, 2]) {
+  %f: f32[2] = const [1.0, 3.0]
+  %b: f32[batch, 2] = broadcast(%f) {shape=[batch, 2]}
+  %s: f32[batch, 2] = add(%x, %b)
+  return %s
+}""")
+
+
+def test_signature_symbols_are_not_bound():
+    text = """
+graph g(%x: f32[2]) {
+  %c: f32[4] = const [0.0, 1.0, 0.0, 2.0]
+  %nz: i64[1, n] = nonzero(%c)
+  return %nz
+}"""
+    g = kiln.parse(text)
+    assert P.run(g) is g
