@@ -129,19 +129,15 @@ def _fold(ctx, core):
     return out
 
 
-@converter("Max", since=6)
-def max_(ctx):
-    return _fold(ctx, "max")
+def _fold_converter(core):
+    def convert(ctx):
+        return _fold(ctx, core)
+
+    return convert
 
 
-@converter("Min", since=6)
-def min_(ctx):
-    return _fold(ctx, "min")
-
-
-@converter("Sum", since=6)
-def sum_(ctx):
-    return _fold(ctx, "add")
+for _onnx, _core in (("Max", "max"), ("Min", "min"), ("Sum", "add")):
+    converter(_onnx, since=6)(_fold_converter(_core))
 
 
 @converter("Mean", since=6)

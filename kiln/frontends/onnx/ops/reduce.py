@@ -200,24 +200,18 @@ def _hardmax_axis(ctx, x, axis):
     return ctx.op("cast", first, to=dt)
 
 
-@converter("Softmax", since=1)
-def softmax_v1(ctx):
-    return softmax(ctx, ctx.input(0), _softmax_axes(ctx, False))
+def _softmax_converter(fn, per_axis: bool):
+    """A converter applying ``fn(ctx, x, axes)`` over the node's ``_softmax_axes``."""
+
+    def convert(ctx):
+        return fn(ctx, ctx.input(0), _softmax_axes(ctx, per_axis))
+
+    return convert
 
 
-@converter("Softmax", since=13)
-def softmax_v13(ctx):
-    return softmax(ctx, ctx.input(0), _softmax_axes(ctx, True))
-
-
-@converter("LogSoftmax", since=1)
-def log_softmax_v1(ctx):
-    return log_softmax(ctx, ctx.input(0), _softmax_axes(ctx, False))
-
-
-@converter("LogSoftmax", since=13)
-def log_softmax_v13(ctx):
-    return log_softmax(ctx, ctx.input(0), _softmax_axes(ctx, True))
+for _op, _fn in (("Softmax", softmax), ("LogSoftmax", log_softmax)):
+    converter(_op, since=1)(_softmax_converter(_fn, per_axis=False))
+    converter(_op, since=13)(_softmax_converter(_fn, per_axis=True))
 
 
 @converter("Hardmax", since=1)

@@ -30,29 +30,13 @@ from ....ir import dtypes as kd
 from ....ir.builder import GraphBuilder, infer_node
 from ....ir.registry import get as get_op
 from ..registry import converter
+from ._helpers import cast
 
 I64, F64 = kd.int64, kd.float64
 
 # --- emitting into the main graph or into a region ----------------------------------------------
-
-
-class _Main:
-    """Emits into the node's own graph (constant operands fold)."""
-
-    def __init__(self, ctx):
-        self.ctx = ctx
-
-    def op(self, name, *inputs, **attrs):
-        return self.ctx.op(name, *inputs, **attrs)
-
-    def const(self, array):
-        return self.ctx.const(np.asarray(array))
-
-    def type(self, v):
-        return self.ctx.type_of(v)
-
-    def fail(self, msg):
-        self.ctx.fail(msg)
+# The helpers below emit through ``e``: the node's context itself (into its own graph; constant
+# operands fold), or a ``_Region``, which offers the same ``op`` / ``const`` / ``type_of`` / ``fail``.
 
 
 class _Region:
@@ -76,7 +60,7 @@ class _Region:
     def const(self, array):
         return self.b.const(np.asarray(array))
 
-    def type(self, v):
+    def type_of(self, v):
         return self.b.type_of(v)
 
     def fail(self, msg):
@@ -94,23 +78,18 @@ def _f64(e, value):
     return e.const(np.asarray(value, dtype=np.float64))
 
 
-def _cast(e, v, to):
-    to = kd.dtype(to)
-    return v if e.type(v).dtype == to else e.op("cast", v, to=to)
-
-
 def _scalar(e, v, to=I64, what="input"):
     """A one-element input as a rank-0 value of dtype ``to``."""
-    t = e.type(v)
+    t = e.type_of(v)
     if t.size != 1:
         e.fail(f"{what} must be a scalar, got {t}")
-    v = _cast(e, v, to)
+    v = cast(e, v, to)
     return v if t.rank == 0 else e.op("reshape", v, shape=())
 
 
 def _dim(e, x, axis):
     """Dim ``axis`` of ``x`` as an int64 scalar value (a constant when the dim is static)."""
-    d = e.type(x).shape[axis]
+    d = e.type_of(x).shape[axis]
     if isinstance(d, int):
         return _i64(e, d)
     return e.op("reshape", e.op("shape", x, start=axis, end=axis + 1), shape=())
@@ -123,12 +102,12 @@ def _iota(e, n):
 
 def _column(e, v):
     """A 1-D value ``[n]`` as ``[n, 1]``."""
-    return e.op("reshape", v, shape=(e.type(v).shape[0], 1))
+    return e.op("reshape", v, shape=(e.type_of(v).shape[0], 1))
 
 
 def _last(e, v, k):
     """Component ``k`` (kept as a dim of 1) of the trailing real/imaginary dim."""
-    r = e.type(v).rank
+    r = e.type_of(v).rank
     return e.op("slice", v, starts=(k,), ends=(k + 1,), axes=(r - 1,), steps=(1,))
 
 
@@ -153,7 +132,7 @@ def dft(e, x, axis: int, n=None, inverse=False, onesided=False):
     Inverse: the sign is ``+`` and the sum is divided by ``n``. Inverse one-sided: the input
     holds bins ``0 .. n // 2`` of a Hermitian spectrum and the output is real (last dim 1).
     """
-    t = e.type(x)
+    t = e.type_of(x)
     r, c = t.rank, t.shape[-1]
     if c not in (1, 2):
         e.fail(f"the last dim of the input must be 1 (real) or 2 (complex), got {t}")
@@ -173,13 +152,13 @@ def dft(e, x, axis: int, n=None, inverse=False, onesided=False):
     m = half if onesided and not inverse else n  # output bins
     k, j = _iota(e, length), _iota(e, m)
     jk = e.op("mul", _column(e, j), k)  # [M, L]
-    nf = _cast(e, n, F64)
-    theta = e.op("mul", _cast(e, e.op("mod", jk, n), F64), e.op("div", _f64(e, 2 * math.pi), nf))
+    nf = cast(e, n, F64)
+    theta = e.op("mul", cast(e, e.op("mod", jk, n), F64), e.op("div", _f64(e, 2 * math.pi), nf))
     cr, ci = e.op("cos", theta), e.op("sin", theta)
     if not inverse:
         ci = e.op("neg", ci)
     # per input sample: 0 past the signal's cut, 1 / n for inverses, 2 for the mirrored irfft bins
-    weight = _cast(e, e.op("less", k, half if irfft else n), F64)
+    weight = cast(e, e.op("less", k, half if irfft else n), F64)
     if inverse:
         weight = e.op("div", weight, nf)
     if irfft:
@@ -187,7 +166,7 @@ def dft(e, x, axis: int, n=None, inverse=False, onesided=False):
         weight = e.op("mul", weight, e.op("where", once, _f64(e, 1.0), _f64(e, 2.0)))
     cr, ci = e.op("mul", cr, weight), e.op("mul", ci, weight)
     ct = t.dtype if t.dtype in (kd.float32, kd.float64) else kd.float32
-    cr, ci, xc = _cast(e, cr, ct), _cast(e, ci, ct), _cast(e, x, ct)
+    cr, ci, xc = cast(e, cr, ct), cast(e, ci, ct), cast(e, x, ct)
     a, b = e.op("matmul", cr, xc), e.op("matmul", ci, xc)  # [..., M, c]
     if c == 1:
         yr, yi = a, b
@@ -195,7 +174,7 @@ def dft(e, x, axis: int, n=None, inverse=False, onesided=False):
         yr = e.op("sub", _last(e, a, 0), _last(e, b, 1))
         yi = e.op("add", _last(e, b, 0), _last(e, a, 1))
     y = yr if irfft else e.op("concat", yr, yi, axis=r - 1)
-    y = _cast(e, y, t.dtype)
+    y = cast(e, y, t.dtype)
     if axis != r - 2:
         y = e.op("transpose", y, perm=perm)
     return y
@@ -220,7 +199,7 @@ def _check_axis(ctx, axis, rank):
 
 
 def _dft_node(ctx, axis):
-    e = _Main(ctx)
+    e = ctx  # emit into this node's graph
     return dft(e, ctx.input(0), _check_axis(ctx, axis, ctx.rank(0)), _dft_length(ctx, e, 1),
                bool(ctx.attr("inverse", 0)), bool(ctx.attr("onesided", 0)))
 
@@ -236,7 +215,7 @@ def dft_20(ctx):
     """DFT-20: ``axis`` is an optional scalar input (default -2)."""
     if not ctx.has_input(2):
         return _dft_node(ctx, -2)
-    e = _Main(ctx)
+    e = ctx  # emit into this node's graph
     val = _static_int(e, ctx, 2, "axis")
     if val is not None:
         return _dft_node(ctx, val)
@@ -261,7 +240,7 @@ def dft_20(ctx):
 def _axis_chain(ctx, e, axis, candidates, operands, body):
     """``body`` for whichever of the static ``candidates`` the run-time ``axis`` equals (the last
     candidate otherwise), as nested ``if`` nodes whose branches take ``(axis, *operands)``."""
-    types = [e.type(v) for v in [axis] + operands]
+    types = [e.type_of(v) for v in [axis] + operands]
 
     def branch(cands):
         r = _Region(ctx, f"axis_{cands[0]}" if len(cands) == 1 else f"axis_{cands[0]}_or_more")
@@ -289,7 +268,7 @@ def _axis_chain(ctx, e, axis, candidates, operands, body):
 @converter("STFT", since=17)
 def stft(ctx):
     """Frames ``x[:, s*i : s*i + frame_length]`` (a gather), times the window, one-sided DFT each."""
-    e = _Main(ctx)
+    e = ctx  # emit into this node's graph
     t = ctx.type(0)
     if t.rank != 3:
         ctx.fail(f"signal must be [batch, length, 1 or 2], got {t}")
@@ -315,7 +294,7 @@ def stft(ctx):
     index = e.op("add", _column(e, starts), _iota(e, frame_length))  # [frames, frame_length]
     frames = e.op("gather", x, index, axis=1)  # [batch, frames, frame_length, c]
     if window is not None:
-        w = _cast(e, window, t.dtype)
+        w = cast(e, window, t.dtype)
         frames = e.op("mul", frames, _column(e, w))
     return dft(e, frames, 2, frame_length, inverse=False, onesided=bool(ctx.attr("onesided", 1)))
 
@@ -333,16 +312,16 @@ def _out_dtype(ctx, default=kd.float32):
 
 def _cosine_window(ctx, coefficients):
     """``sum_m (-1)^m a_m cos(2 pi m n / N)``, N = size (periodic) or size - 1 (symmetric)."""
-    e = _Main(ctx)
+    e = ctx  # emit into this node's graph
     size = _scalar(e, ctx.input(0), what="size")
     periodic = bool(ctx.attr("periodic", 1))
     denom = size if periodic else e.op("sub", size, _i64(e, 1))
-    phase = e.op("div", e.op("mul", _cast(e, _iota(e, size), F64), _f64(e, 2 * math.pi)), _cast(e, denom, F64))
+    phase = e.op("div", e.op("mul", cast(e, _iota(e, size), F64), _f64(e, 2 * math.pi)), cast(e, denom, F64))
     y = _f64(e, coefficients[0])
     for m, a in enumerate(coefficients[1:], start=1):
         term = e.op("mul", e.op("cos", phase if m == 1 else e.op("mul", phase, _f64(e, m))), _f64(e, a))
         y = e.op("sub" if m % 2 else "add", y, term)
-    return _cast(e, y, _out_dtype(ctx))
+    return cast(e, y, _out_dtype(ctx))
 
 
 @converter("HannWindow", since=17)
@@ -366,7 +345,7 @@ def blackman_window(ctx):
 @converter("MelWeightMatrix", since=17)
 def mel_weight_matrix(ctx):
     """``[dft_length // 2 + 1, num_mel_bins]`` triangular filters, evenly spaced on the mel scale."""
-    e = _Main(ctx)
+    e = ctx  # emit into this node's graph
     for i in range(5):
         if not ctx.has_input(i):
             ctx.fail(f"input {i} is required")
@@ -382,15 +361,15 @@ def mel_weight_matrix(ctx):
 
     lo_mel, hi_mel = mel(lo), mel(hi)
     n_points = e.op("add", n_mel, _i64(e, 2))
-    step = e.op("div", e.op("sub", hi_mel, lo_mel), _cast(e, n_points, F64))
-    points = e.op("add", e.op("mul", _cast(e, _iota(e, n_points), F64), step), lo_mel)
+    step = e.op("div", e.op("sub", hi_mel, lo_mel), cast(e, n_points, F64))
+    points = e.op("add", e.op("mul", cast(e, _iota(e, n_points), F64), step), lo_mel)
     hz = e.op("mul", e.op("sub", e.op("exp", e.op("mul", points, _f64(e, math.log(10) / 2595.0))), _f64(e, 1.0)),
               _f64(e, 700.0))
-    scale = _cast(e, e.op("add", dft_length, _i64(e, 1)), F64)
+    scale = cast(e, e.op("add", dft_length, _i64(e, 1)), F64)
     # FFT bin of each point: (dft_length + 1) * hz // rate, as numpy's floor division computes it
     # ((a - a mod b) / b, rounded), so bins on exact multiples agree with the spec's formula
     scaled = e.op("mul", scale, hz)
-    bins = _cast(e, e.op("round", e.op("div", e.op("sub", scaled, e.op("mod", scaled, rate)), rate)), I64)
+    bins = cast(e, e.op("round", e.op("div", e.op("sub", scaled, e.op("mod", scaled, rate)), rate)), I64)
     idx = _iota(e, n_mel)
     lower = e.op("gather", bins, idx, axis=0)
     center = e.op("gather", bins, e.op("add", idx, _i64(e, 1)), axis=0)
@@ -400,7 +379,7 @@ def mel_weight_matrix(ctx):
     one = _i64(e, 1)
 
     def ratio(num, den):
-        return e.op("div", _cast(e, num, F64), _cast(e, e.op("max", den, one), F64))
+        return e.op("div", cast(e, num, F64), cast(e, e.op("max", den, one), F64))
 
     rising = e.op("where", e.op("greater", center, lower), ratio(e.op("sub", j, lower), e.op("sub", center, lower)),
                   _f64(e, 1.0))
@@ -408,7 +387,7 @@ def mel_weight_matrix(ctx):
     in_rise = e.op("and", e.op("greater_equal", j, lower), e.op("less_equal", j, center))
     in_fall = e.op("and", e.op("greater_equal", j, center), e.op("less", j, upper))
     out = e.op("where", in_fall, falling, e.op("where", in_rise, rising, _f64(e, 0.0)))
-    return _cast(e, out, _out_dtype(ctx))
+    return cast(e, out, _out_dtype(ctx))
 
 
 
@@ -456,7 +435,7 @@ def tfidf_vectorizer(ctx):
     ``[B, S, n]``, compared with the pool's n-grams of that size ``[G, n]``, reduced to matches per
     gram ``[B, G]`` and routed to output columns by a one-hot matrix product.
     """
-    e = _Main(ctx)
+    e = ctx  # emit into this node's graph
     t = ctx.type(0)
     mode = ctx.attr("mode", "")
     if mode not in ("TF", "IDF", "TFIDF"):
@@ -472,10 +451,10 @@ def tfidf_vectorizer(ctx):
     if skip < 0:
         ctx.fail(f"max_skip_count must be >= 0, got {skip}")
     pools, out_size = _tfidf_pool(ctx)
-    x = _cast(e, ctx.input(0), I64)
+    x = cast(e, ctx.input(0), I64)
     if t.rank == 1:
         x = e.op("reshape", x, shape=(1, length))
-    batch = e.type(x).shape[0]
+    batch = e.type_of(x).shape[0]
     onehots = {n: np.eye(out_size, dtype=np.float32)[outs] for n, (_, outs) in pools.items()}
     total = None
     for n, (grams, _) in pools.items():
