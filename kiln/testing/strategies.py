@@ -214,7 +214,7 @@ RECIPES: dict[str, Recipe] = {}
 
 def recipe(name, ops=None, weight=4):
     def deco(fn):
-        RECIPES[name] = Recipe(tuple(ops or (name,)), fn, weight)
+        RECIPES[name] = Recipe(tuple(ops if ops is not None else (name,)), fn, weight)
         return fn
     return deco
 
@@ -818,7 +818,7 @@ def _duplicate(ctx):
         return None
     n = ctx.choice(nodes)
     ins = list(n.inputs)
-    if len(ins) == 2 and ctx.flag():
+    if len(ins) == 2 and all(ins) and ctx.flag():
         ins.reverse()  # non-commutative ops may reject or differ: both are worth drawing
     return ctx.apply(n.op, *ins, **dict(n.attrs))
 
