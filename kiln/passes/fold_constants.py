@@ -17,10 +17,13 @@ import re
 
 import numpy as np
 
+from ..errors import VerificationError
 from ..ir import dims as _dims
+from ..ir.builder import infer_node
 from ..ir.graph import Graph
 from ..ir.registry import get as get_op
 from ..ir.types import TensorType
+from ..ir.verify import verify
 from .base import Pass, PassContext, map_regions
 
 __all__ = ["fold_constants", "FoldConstants"]
@@ -32,10 +35,23 @@ def fold_constants(graph: Graph, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Gr
     """A copy of ``graph`` with constant subexpressions evaluated (``graph`` itself if none);
     regions are folded on their own (a region's constants, not the operands passed in)."""
     graph = map_regions(graph, lambda r: fold_constants(r, max_elements))
+    out, bound = _fold(graph, max_elements, bind=True)
+    if bound:
+        try:
+            verify(out)
+        except VerificationError:
+            # a bound size proved a dim that the signature keeps symbolic: fold static results only
+            out, _ = _fold(graph, max_elements, bind=False)
+    return out
+
+
+def _fold(graph: Graph, max_elements: int, bind: bool):
     consts = dict(graph.constants)
     types = dict(graph.types)
     protected = {s for v in (*graph.inputs, *graph.outputs) for d in graph.types[v].shape
                  for s in _dims.symbols(d)}
+    if not bind:
+        protected = {s for t in types.values() for d in t.shape for s in _dims.symbols(d)}
     env: dict = {}  # run-time symbol -> the size a folded result showed
     nodes = []
     folded = False
@@ -55,16 +71,18 @@ def fold_constants(graph: Graph, max_elements: int = DEFAULT_MAX_ELEMENTS) -> Gr
             continue
         nodes.append(n)
     if not folded:
-        return graph
+        return graph, False
     g = graph.copy()
     g.constants = consts
     if env:
+        nodes = [_subst_attrs(n, env) for n in nodes]
+        _learn_proven_dims(nodes, types, env, protected)
         g.types = {k: _subst_type(t, env) for k, t in types.items()}
         nodes = [_subst_attrs(n, env) for n in nodes]
     else:
         g.types = types
     g.nodes = nodes
-    return g.prune_constants()
+    return g.prune_constants(), bool(env)
 
 
 def _evaluate(n, consts, types, protected, max_elements):
@@ -109,6 +127,29 @@ def _evaluate(n, consts, types, protected, max_elements):
         a.flags.writeable = False
         arrays.append(a)
     return arrays
+
+
+def _learn_proven_dims(nodes, types, env, protected):
+    """Once sizes are bound, a run-time dim downstream may be proven (an ``if`` whose branches now
+    agree, say): its symbol is bound too, so that recorded types keep matching inference."""
+    for n in nodes:
+        for o in n.outputs:
+            types[o] = _subst_type(types[o], env)
+        try:
+            opdef = get_op(n.op)
+            inferred = infer_node(opdef, [types[i] if i else None for i in n.inputs], dict(n.attrs), n.label)
+        except (KeyError, ValueError, TypeError):
+            continue
+        for o, t in zip(n.outputs, inferred):
+            rec = types[o]
+            if rec.rank != t.rank:
+                continue
+            learned = {d: i for d, i in zip(rec.shape, t.shape)
+                       if isinstance(i, int) and isinstance(d, str) and _dims.symbols(d) == {d}
+                       and d not in protected and d not in env}
+            if learned:
+                env.update(learned)
+                types[o] = _subst_type(rec, env)
 
 
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

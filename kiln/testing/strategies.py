@@ -818,8 +818,10 @@ def _duplicate(ctx):
         return None
     n = ctx.choice(nodes)
     ins = list(n.inputs)
-    if len(ins) == 2 and all(ins) and ctx.flag():
-        ins.reverse()  # non-commutative ops may reject or differ: both are worth drawing
+    # swapped operands: the same value for commutative ops, a different one for sub, div, ...
+    # (elementwise ops only: swapping data and indices of a gather is no valid program)
+    if len(ins) == 2 and all(ins) and "elementwise" in all_ops()[n.op].traits and ctx.flag():
+        ins.reverse()
     return ctx.apply(n.op, *ins, **dict(n.attrs))
 
 
