@@ -128,3 +128,33 @@ graph g(%x: f32[2]) {
 }"""
     g = kiln.parse(text)
     assert P.run(g) is g
+
+
+_IF = """
+graph g(%y: bool[]) {
+  %c: f32[3] = const [0.0, 1.0, 2.0]
+  %two: i64[2] = const [5, 6]
+  %nz: i64[1, n] = nonzero(%c)
+  %r: i64[n] = reshape(%nz) {shape=[n]}
+  %if: i64[if_d0] = if(%y, %r, %two) {then_branch=graph then(%x0: i64[n], %x1: i64[2]) {
+    return %x0
+  }, else_branch=graph else(%x0: i64[n], %x1: i64[2]) {
+    return %x1
+  }}
+  %s: i64[] = reduce_sum(%if) {axes=[0], keepdims=false}
+  return RESULT
+}"""
+
+
+def test_dims_proven_downstream_are_bound_too():
+    g = kiln.verify(kiln.parse(_IF.replace("RESULT", "%s")))
+    out = P.run(g)
+    assert "nonzero" not in str(out) and "%if: i64[2] = if(" in str(out)
+    for y in (True, False):
+        kt.assert_equivalent(g, out, inputs=[np.array(y)])
+
+
+def test_a_proven_signature_dim_keeps_folding_static():
+    # binding n would prove the output's run-time dim if_d0 = 2: the signature keeps its symbol
+    g = kiln.verify(kiln.parse(_IF.replace("RESULT", "%if, %s")))
+    assert P.run(g) is g
