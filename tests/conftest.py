@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 
 _SLOW_DRAWS = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
-settings.register_profile("ci", derandomize=True, max_examples=100, deadline=None, print_blob=True,
+settings.register_profile("ci", derandomize=True, max_examples=200, deadline=None, print_blob=True,
                           suppress_health_check=_SLOW_DRAWS)
 settings.register_profile("dev", max_examples=1000, deadline=None, print_blob=True,
                           suppress_health_check=_SLOW_DRAWS)
