@@ -158,3 +158,25 @@ def test_a_proven_signature_dim_keeps_folding_static():
     # binding n would prove the output's run-time dim if_d0 = 2: the signature keeps its symbol
     g = kiln.verify(kiln.parse(_IF.replace("RESULT", "%if, %s")))
     assert P.run(g) is g
+
+
+def test_random_ops_never_fold():
+    from kiln.ir import OpDef, register
+    from kiln.ir.registry import OPS
+
+    name = "test_fold_random_noise"
+    if name not in OPS:
+        register(OpDef(name, ("x",), {}, 1, lambda x: x,
+                       lambda x: x + np.random.default_rng().random(x.shape).astype(x.dtype),
+                       frozenset({"random"})))
+    try:
+        g = kiln.parse(f"""
+graph g(%x: f32[2]) {{
+  %c: f32[2] = const [1.0, 2.0]
+  %n: f32[2] = {name}(%c)
+  %y: f32[2] = add(%x, %n)
+  return %y
+}}""")
+        assert P.run(g) is g
+    finally:
+        OPS.pop(name, None)
