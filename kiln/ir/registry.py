@@ -109,6 +109,12 @@ class OpDef:
     doc: str = ""
     cls: Any = field(default=None, repr=False)
 
+    def __post_init__(self):
+        # absent trailing optional operands reach infer/reference as None, whoever calls them
+        if not self.variadic and any(n.endswith("?") for n in self.inputs):
+            self.infer = _fill_optional(self.infer, len(self.inputs))
+            self.reference = _fill_optional(self.reference, len(self.inputs))
+
     @property
     def variadic(self) -> bool:
         return any(n.startswith("*") for n in self.inputs)
@@ -154,6 +160,16 @@ class OpDef:
                 f"{self.min_inputs}" if self.min_inputs == self.max_inputs
                 else f"{self.min_inputs} to {self.max_inputs}")
             raise ValueError(f"{where}: takes {want} input(s) ({', '.join(self.inputs)}), got {n}")
+
+
+def _fill_optional(fn, n):
+    import functools
+
+    @functools.wraps(fn)
+    def call(*args, **attrs):
+        return fn(*args, *([None] * (n - len(args))), **attrs)
+
+    return call
 
 
 OPS: dict[str, OpDef] = {}

@@ -51,3 +51,22 @@ def test_nodes_are_immutable_records():
     with pytest.raises(TypeError):
         n.attrs["x"] = 2
     assert n.with_(name="k").name == "k" and n.name == ""
+
+
+def test_absent_trailing_optional_operands_arrive_as_none():
+    b = GraphBuilder()
+    x = b.input("x", "f32", (2, 3))
+    p = b.input("p", "i64", (4,))
+    y = b.op("pad_dynamic", x, p)  # the optional pad value is left out
+    g = b.build([y])
+    kiln.verify(g)
+    out = kiln.interpret(g, [np.ones((2, 3), np.float32), np.array([1, 0, 0, 1])])[y]
+    assert out.shape == (3, 4) and out.sum() == 6
+
+
+def test_pad_value_must_match_the_dtype():
+    b = GraphBuilder()
+    x = b.input("x", "f32", (2,))
+    v = b.const(np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match="value must be a scalar of f32"):
+        b.op("pad", x, v, pads=[1, 1])

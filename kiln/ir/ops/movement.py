@@ -286,7 +286,7 @@ class Pad:
 
     def infer(x: TensorType, value: TensorType, pads, mode):
         require(len(pads) == 2 * x.rank, f"pad: pads {list(pads)} must have 2 * rank = {2 * x.rank} entries")
-        require(value is None or (value.dtype == x.dtype and value.rank == 0 or value.shape == (1,)),
+        require(value is None or (value.dtype == x.dtype and (value.rank == 0 or value.shape == (1,))),
                 f"pad: value must be a scalar of {x.dtype}, got {value}")
         r = x.rank
         shape = [dims.add(d, pads[i] + pads[i + r]) for i, d in enumerate(x.shape)]
