@@ -8,7 +8,7 @@ import numpy as np
 from ..ir.graph import Graph
 from ..ir.interpreter import interpret
 
-__all__ = ["assert_equivalent", "assert_rewrites", "compare_outputs", "signature_diff"]
+__all__ = ["assert_equivalent", "assert_rewrites", "check_pass", "compare_outputs", "signature_diff"]
 
 
 def signature_diff(g1: Graph, g2: Graph, check_names: bool = True) -> list:
@@ -115,6 +115,26 @@ def assert_equivalent(g1: Graph, g2: Graph, inputs=None, rtol: float = 1e-5, ato
             shapes = ", ".join(f"{n}: {list(np.shape(a))}" for n, a in zip(g1.inputs, _as_list(g1, ins)))
             raise AssertionError(f"graphs '{g1.name}' and '{g2.name}' differ on input set {k} ({shapes}):\n"
                                  + "\n".join(diffs))
+
+
+def check_pass(pass_, graph: Graph, ctx=None, **tolerances) -> Graph:
+    """Run ``pass_`` on ``graph`` and check what every pass owes: the result verifies, the input
+    graph is left exactly as it was, and the result computes the same outputs
+    (:func:`assert_equivalent`, with ``tolerances``). Returns the result for further checks.
+
+        @given(kt.graphs())
+        def test_my_pass(g):
+            kt.check_pass(MyPass(), g)
+    """
+    from ..ir.verify import verify
+
+    before = str(graph), {k: id(v) for k, v in graph.constants.items()}
+    out = pass_.run(graph, ctx) if ctx is not None else pass_.run(graph)
+    if (str(graph), {k: id(v) for k, v in graph.constants.items()}) != before:
+        raise AssertionError(f"pass '{getattr(pass_, 'name', pass_)}' mutated its input graph")
+    verify(out)
+    assert_equivalent(graph, out, **tolerances)
+    return out
 
 
 def _as_list(g, ins) -> Sequence:

@@ -113,3 +113,21 @@ def test_scalar_outputs_are_compared():
     h = b.build([b.op("abs", x, out="y")])
     with pytest.raises(AssertionError, match=r"1 of 1 elements differ.*\n.*at \(\): 0 vs 1"):
         kt.assert_equivalent(g, h, inputs=[np.array(-1, np.float32)])
+
+
+def test_check_pass_catches_a_pass_that_mutates_its_input():
+    from kiln.ir import GraphBuilder
+    from kiln.passes import Pass
+
+    class Sloppy(Pass):
+        name = "sloppy"
+
+        def run(self, graph, ctx=None):
+            graph.nodes[0] = graph.nodes[0].with_(op="abs")  # edits the caller's graph
+            return graph
+
+    b = GraphBuilder()
+    x = b.input("x", "f32", (3,))
+    g = b.build([b.op("relu", x)])
+    with pytest.raises(AssertionError, match="mutated its input"):
+        kt.check_pass(Sloppy(), g)
