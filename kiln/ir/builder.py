@@ -18,9 +18,12 @@ from .types import TensorType
 
 
 class GraphBuilder:
-    def __init__(self, name: str = "main", reserved=()):
+    def __init__(self, name: str = "main", reserved=(), parent: "GraphBuilder | None" = None):
+        """``parent``: build a region of that builder's graph, sharing its value namespace, so names
+        are unique across nesting (``graph.all_constants()`` then holds every constant once)."""
         self.graph = Graph(name)
-        self._used = set(reserved)
+        self._used = parent._used if parent is not None else set()
+        self._used.update(reserved)
         self._counter = 0
 
     # --- names -------------------------------------------------------------------------------

@@ -85,6 +85,23 @@ class Graph:
                     out.setdefault(i, []).append(n)
         return out
 
+    def regions(self):
+        """The nested graphs (control-flow bodies) of this graph's nodes, recursively."""
+        for n in self.nodes:
+            for v in n.attrs.values():
+                if isinstance(v, Graph):
+                    yield v
+                    yield from v.regions()
+
+    def all_constants(self) -> dict:
+        """Constants of this graph and of every nested region: what :func:`kiln.parse` needs to
+        read back a text form whose large constants are printed by name."""
+        out = dict(self.constants)
+        for r in self.regions():
+            for k, a in r.constants.items():
+                out.setdefault(k, a)
+        return out
+
     def input_types(self) -> list:
         return [self.types[i] for i in self.inputs]
 

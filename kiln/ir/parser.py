@@ -151,7 +151,8 @@ def _parse_literal(lx: _Lexer, constants=None):
 def parse(text: str, constants=None) -> Graph:
     """Parse IR text into a :class:`Graph` (see :mod:`kiln.ir.printer` for the format).
 
-    ``constants`` supplies the data of constants printed without it (nested graphs included).
+    ``constants`` supplies the data of constants printed without it, nested graphs included:
+    ``parse(str(g), constants=g.all_constants())`` reads ``g`` back.
     """
     lx = _Lexer(text)
     g = _parse_graph(lx, constants or {})

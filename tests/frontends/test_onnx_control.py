@@ -87,3 +87,18 @@ def test_scan_running_sum():
     rng = np.random.default_rng(0)
     _check(m, {"init": rng.standard_normal(2).astype(np.float32), "xs": rng.standard_normal((2, 5)).astype(np.float32),
                "k": np.array([2, 3], np.float32)})
+
+
+def test_regions_with_large_constants_round_trip_through_text():
+    big = numpy_helper.from_array(np.arange(40, dtype=np.float32).reshape(2, 20), "big")
+    then_g = helper.make_graph([helper.make_node("Add", ["x", "big"], ["t"])], "then", [], [_vi("t", F, [2, 20])])
+    else_g = helper.make_graph([helper.make_node("Sub", ["x", "big"], ["e"])], "else", [], [_vi("e", F, [2, 20])])
+    m = helper.make_model(helper.make_graph([helper.make_node("If", ["c"], ["y"], then_branch=then_g,
+                                                              else_branch=else_g)],
+                                            "g", [_vi("c", TensorProto.BOOL, []), _vi("x", F, [2, 20])],
+                                            [_vi("y", F, [2, 20])], initializer=[big]),
+                          opset_imports=[helper.make_opsetid("", 17)])
+    g = _check(m, {"c": np.array(True), "x": np.ones((2, 20), np.float32)})
+    consts = g.all_constants()
+    assert len(consts) == 2  # one copy per branch, under distinct names
+    assert kiln.parse(str(g), constants=consts) == g

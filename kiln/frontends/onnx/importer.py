@@ -441,7 +441,7 @@ class RegionImporter(Importer):
         self.model, self.g, self.opsets, self.input_shapes = parent.model, graph_proto, parent.opsets, {}
         self.parent = parent
         self.formal_types = list(input_types)
-        self.b = GraphBuilder(_safe_graph_name(graph_proto.name))
+        self.b = GraphBuilder(_safe_graph_name(graph_proto.name), parent=parent.b)
         self.alias, self.pinned = {}, set()
         self.captures: list = []  # enclosing-graph values, in the order of the capture inputs
         self.b.reserve({v for n in graph_proto.node for v in list(n.input) + list(n.output)}
