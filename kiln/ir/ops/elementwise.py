@@ -206,7 +206,8 @@ def _make_unary(name, cls, result, fn, wide):
     def reference(x):
         with np.errstate(all="ignore"):
             y = fn(x.astype(np.float64) if wide and x.dtype.itemsize < 8 else x)
-        return np.asarray(y).astype(np.bool_ if result == "bool" else x.dtype)
+            # float64 -> narrower float may overflow to inf: that is the op's result in that dtype
+            return np.asarray(y).astype(np.bool_ if result == "bool" else x.dtype)
 
     return OpDef(name, ("x",), {}, 1, infer, reference, frozenset({"elementwise"}),
                  doc=f"elementwise {name}")
