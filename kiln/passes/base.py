@@ -70,6 +70,13 @@ class Pass:
     def __call__(self, graph: Graph, ctx: PassContext | None = None) -> Graph:
         return self.run(graph, ctx)
 
+    def option(self, ctx: PassContext | None, key: str, value: Any, default: Any) -> Any:
+        """A knob's value: ``value`` given to the pass itself, else ``ctx`` option
+        ``"<name>.<key>"``, else ``default``."""
+        if value is not None:
+            return value
+        return ctx.option(f"{self.name}.{key}", default) if ctx is not None else default
+
     def __repr__(self) -> str:
         return f"<pass {self.name}>"
 

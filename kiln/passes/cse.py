@@ -93,8 +93,6 @@ class CommonSubexpressions(Pass):
         self.max_constant_elements = max_constant_elements
 
     def run(self, graph: Graph, ctx: PassContext | None = None) -> Graph:
-        limit = self.max_constant_elements
-        if limit is None:
-            limit = (ctx.option("cse.max_constant_elements", DEFAULT_MAX_CONSTANT_ELEMENTS) if ctx
-                     else DEFAULT_MAX_CONSTANT_ELEMENTS)
+        limit = self.option(ctx, "max_constant_elements", self.max_constant_elements,
+                            DEFAULT_MAX_CONSTANT_ELEMENTS)
         return cse(graph, limit)

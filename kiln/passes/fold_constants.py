@@ -188,7 +188,5 @@ class FoldConstants(Pass):
         self.max_elements = max_elements
 
     def run(self, graph: Graph, ctx: PassContext | None = None) -> Graph:
-        limit = self.max_elements
-        if limit is None:
-            limit = ctx.option("fold_constants.max_elements", DEFAULT_MAX_ELEMENTS) if ctx else DEFAULT_MAX_ELEMENTS
+        limit = self.option(ctx, "max_elements", self.max_elements, DEFAULT_MAX_ELEMENTS)
         return fold_constants(graph, limit)
