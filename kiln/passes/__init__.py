@@ -11,13 +11,14 @@ from .base import (FunctionPass, Instrument, Pass, PassContext, PassManager, Pas
 # would shadow the module names.
 from .cse import CommonSubexpressions
 from .dce import DeadCodeElimination
+from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
 from .simplify import Simplify
 
 __all__ = [
     "Pass", "FunctionPass", "function_pass", "PassContext", "PassManager", "PassRecord", "PassReport",
     "Instrument", "run_passes", "map_regions",
-    "DeadCodeElimination", "CommonSubexpressions", "FoldConstants", "Simplify", "default_pipeline",
+    "DeadCodeElimination", "CommonSubexpressions", "FoldConstants", "FoldBatchNorm", "Simplify", "default_pipeline",
 ]
 
 
