@@ -24,7 +24,7 @@ from . import frontends
 __all__ = [
     "__version__", "ir", "frontends", "Graph", "interpret", "parse", "verify",
     "KilnError", "UnsupportedOperatorError", "ModelLoadError", "ConversionError", "VerificationError",
-    "ParseError", "InterpreterError", "ArtifactError",
+    "ParseError", "InterpreterError", "ArtifactError", "load", "CompiledModel",
 ]
 
 
@@ -34,4 +34,9 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(f"kiln.{name}")
+    if name in ("load", "CompiledModel"):  # the runtime (numpy + stdlib) loads on first use
+        from . import runtime
+
+        globals()[name] = value = getattr(runtime, name)
+        return value
     raise AttributeError(f"module 'kiln' has no attribute {name!r}")
