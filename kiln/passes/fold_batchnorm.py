@@ -258,7 +258,8 @@ def _emit(ch: _Chain, g: Graph, uses: dict, outputs: set, taken: set) -> list:
         return [n.with_(inputs=(n.inputs[0], w)), Node("add", (n.outputs[0], t), (y,), {}, last.name)]
     bias = n.inputs[2] if len(n.inputs) > 2 else ""
     if ch.t is not None and (bias or np.any(ch.t != 0)):
-        bias = _put_const(g, bias, ch.t.astype(dt), uses, outputs, taken, f"{bias or y}_folded")
+        bias = _put_const(g, bias, ch.t.astype(dt), uses, outputs, taken,
+                          f"{bias}_folded" if bias else f"{y}_bias")
     ins = (n.inputs[0], w, bias) if bias else (n.inputs[0], w)
     return [n.with_(inputs=ins, outputs=(y,), name=_name(n, y))]
 
