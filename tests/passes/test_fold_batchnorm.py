@@ -543,3 +543,32 @@ def _affine_after_conv(g):
             if any(p is not None and p.op == "conv" for p in src):
                 count += 1
     return count
+
+
+# --- regions ---------------------------------------------------------------------------------------
+
+def test_folds_inside_regions_with_names_unique_across_nesting():
+    g = kiln.verify(kiln.parse("""
+graph g(%c: bool[], %x: f32[2, 2]) {
+  %w_folded: f32[2] = const [1.0, 2.0]
+  %r: f32[2, 2] = if(%c, %x) {then_branch=graph then(%x: f32[2, 2]) {
+    %w: f32[2, 2] = const [1.0, 2.0, 3.0, 4.0]
+    %s: f32[2] = const [2.0, 0.5]
+    %m: f32[2, 2] = matmul(%x, %w)
+    %n: f32[2, 2] = matmul(%m, %w)
+    %y: f32[2, 2] = mul(%n, %s)
+    return %y
+  }, else_branch=graph else(%x: f32[2, 2]) {
+    return %x
+  }}
+  %o: f32[2, 2] = add(%r, %w_folded)
+  return %o
+}"""))
+    out = kt.check_pass(P, g)
+    then = out.nodes[0].attrs["then_branch"]
+    assert _ops(then) == ["matmul", "matmul"]
+    assert sorted(then.constants) == ["w", "w_folded_1"]
+    np.testing.assert_array_equal(then.constants["w_folded_1"], [[2.0, 1.0], [6.0, 2.0]])
+    assert kiln.parse(str(out), constants=out.all_constants()) == out
+    for cond in (True, False):
+        kt.assert_equivalent(g, out, inputs=[np.array(cond), np.eye(2, dtype=np.float32) + 1])
