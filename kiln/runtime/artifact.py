@@ -71,6 +71,21 @@ def _fail(where: str, what: str):
     raise ArtifactError(f"{where}: {what}")
 
 
+def _known_dtype(name) -> bool:
+    try:
+        _dtypes.dtype(name)
+    except (ValueError, TypeError):
+        return False
+    return isinstance(name, str)
+
+
+def _dim_symbols(d):
+    try:
+        return _dims.symbols(d)
+    except ValueError:
+        return None
+
+
 def _check_tensor_list(m: dict, key: str, symbols: list, where: str) -> None:
     specs = m.get(key)
     if not isinstance(specs, list):
@@ -83,9 +98,7 @@ def _check_tensor_list(m: dict, key: str, symbols: list, where: str) -> None:
         if name in seen:
             _fail(where, f"{key} name '{name}' appears twice")
         seen.add(name)
-        try:
-            _dtypes.dtype(spec.get("dtype"))
-        except (ValueError, TypeError):
+        if not _known_dtype(spec.get("dtype")):
             _fail(where, f"{key[:-1]} '{name}' has unknown dtype {spec.get('dtype')!r}")
         shape = spec.get("shape")
         if not isinstance(shape, list):
@@ -97,9 +110,8 @@ def _check_tensor_list(m: dict, key: str, symbols: list, where: str) -> None:
                 if d < 0:
                     _fail(where, f"{key[:-1]} '{name}' dim {j} is negative ({d})")
                 continue
-            try:
-                used = _dims.symbols(d)
-            except ValueError:
+            used = _dim_symbols(d)
+            if used is None:
                 _fail(where, f"{key[:-1]} '{name}' dim {j} is not a dim expression: {d!r}")
             unknown = sorted(used - set(symbols))
             if unknown:

@@ -131,13 +131,14 @@ def load_library(data, member: str = "model.so") -> ctypes.CDLL:
         except OSError:
             fd = None
         if fd is not None:
+            path = f"/proc/self/fd/{fd}"
             try:
                 _write_all(fd, data)
                 # the fd stays open for as long as the library stays loaded: the life of the process
-                return ctypes.CDLL(f"/proc/self/fd/{fd}")
+                return ctypes.CDLL(path)
             except OSError as e:
                 os.close(fd)
-                raise ArtifactError(f"member '{member}' could not be loaded as a shared library: {e}") from None
+                raise _load_error(member, e, path) from None
     fd, path = tempfile.mkstemp(prefix="kiln-", suffix=".so")
     try:
         try:
@@ -146,12 +147,17 @@ def load_library(data, member: str = "model.so") -> ctypes.CDLL:
             os.close(fd)
         return ctypes.CDLL(path)
     except OSError as e:
-        raise ArtifactError(f"member '{member}' could not be loaded as a shared library: {e}") from None
+        raise _load_error(member, e, path) from None
     finally:
         try:
             os.unlink(path)
         except OSError:
             pass
+
+
+def _load_error(member: str, error: OSError, path: str) -> ArtifactError:
+    why = str(error).replace(path, member)
+    return ArtifactError(f"member '{member}' could not be loaded as a shared library: {why}")
 
 
 def _write_all(fd: int, data) -> None:

@@ -225,4 +225,8 @@ def load(path, *, num_threads=None, device=None) -> CompiledModel:
     if not isinstance(path, (str, os.PathLike)) and not hasattr(path, "read"):
         raise TypeError(f"kiln.load takes a path or a binary file object, got {type(path).__name__}")
     manifest, members = read_artifact(path)
-    return CompiledModel(manifest, members, num_threads=num_threads, device=device)
+    try:
+        return CompiledModel(manifest, members, num_threads=num_threads, device=device)
+    except ArtifactError as e:  # name the file too
+        name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<file object>")
+        raise ArtifactError(f"{name}: {e}") from None

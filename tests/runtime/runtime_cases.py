@@ -2,7 +2,8 @@
 
 The toy model is ``y = x * scale + b`` with ``x, y: f32[batch, 4]`` and ``b`` a 4-float weight. The
 library insists on what the ABI promises (aligned workspace and weights, a workspace of the size it
-asked for, which it fills entirely) and fails on purpose for ``batch == 13``.
+asked for, which it fills entirely and holds across a short sleep, so that two calls sharing it at
+once would corrupt each other's results) and fails on purpose for ``batch == 13``.
 """
 import os
 import platform
@@ -22,8 +23,10 @@ BIAS = np.array([0.5, -1.0, 2.0, 10.0], dtype=np.float32)
 FAIL_BATCH = 13
 
 TOY_C = r"""
+#define _POSIX_C_SOURCE 199309L
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 static int32_t num_threads = -1;
 static int64_t calls = 0;
@@ -43,6 +46,8 @@ int32_t kiln_run(const void *const *inputs, void *const *outputs, const int64_t 
     if (n == FAIL_BATCH) return 7;
     memset(workspace, 0xAB, (size_t)kiln_workspace_size(syms));  /* the whole workspace is ours */
     for (i = 0; i < n * 4; i++) t[i] = x[i] * SCALE;
+    struct timespec pause = {0, 20000};  /* 20 us with the workspace half-written: races show */
+    nanosleep(&pause, NULL);
     for (i = 0; i < n * 4; i++) y[i] = t[i] + b[i % 4];
     calls++;
     return 0;
