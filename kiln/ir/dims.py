@@ -165,6 +165,19 @@ def div_exact(a: Dim, b: Dim):
     return None
 
 
+def upper_bound_max(a: Dim, b: Dim) -> Dim:
+    """A dim that is at least ``max(a, b)`` for every binding of the symbols to ints >= 1.
+
+    The coefficient-wise maximum of the two polynomials, negative coefficients dropped (every
+    monomial is >= 1, so each term of the result covers the matching terms of ``a`` and ``b``):
+    ``upper_bound_max("4*n-4", "2*n+8")`` is ``"4*n+8"``; ints give ``max(a, b, 0)``.
+    """
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b, 0)
+    pa, pb = _poly(a), _poly(b)
+    return _from_poly({k: max(pa.get(k, 0), pb.get(k, 0), 0) for k in pa.keys() | pb.keys()})
+
+
 def symbols(d: Dim) -> set:
     if isinstance(d, int):
         return set()
