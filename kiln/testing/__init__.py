@@ -9,8 +9,9 @@
 
 Importing this module imports hypothesis (``import kiln`` does not).
 """
-from .equivalence import assert_equivalent, assert_rewrites, check_pass, compare_outputs, signature_diff
+from .equivalence import (assert_equivalent, assert_rewrites, check_compiled, check_pass, compare_outputs,
+                          signature_diff)
 from .strategies import DEFAULT_DTYPES, RECIPES, graphs, inputs_for, random_inputs, supported_ops
 
-__all__ = ["graphs", "inputs_for", "random_inputs", "assert_equivalent", "assert_rewrites", "check_pass", "compare_outputs", "signature_diff",
+__all__ = ["graphs", "inputs_for", "random_inputs", "assert_equivalent", "assert_rewrites", "check_pass", "check_compiled", "compare_outputs", "signature_diff",
            "supported_ops", "RECIPES", "DEFAULT_DTYPES"]

@@ -165,3 +165,29 @@ def assert_rewrites(pass_, before: str, expected: str, *, constants=None, ctx=No
     if equivalent:
         assert_equivalent(g, out)
     return out
+
+
+def check_compiled(graph: Graph, inputs=None, target="cpu", rtol: float = 1e-5, atol: float = 1e-6, *,
+                   seed: int = 0, trials: int = 2, symbols: Mapping | None = None, opt_level: int = 2,
+                   num_threads: int | None = None):
+    """Compile ``graph`` for ``target`` and assert it agrees with the interpreter on every output.
+
+    Inputs as for :func:`assert_equivalent` (random by default, symbolic dims bound to small sizes).
+    Returns the compiled model."""
+    from ..compiler.compile import compile as _compile
+
+    model = _compile(graph, target, opt_level=opt_level, num_threads=num_threads, progress=False)
+    for k, ins in enumerate(_input_sets(graph, inputs, seed, trials, symbols)):
+        ref = interpret(graph, ins)
+        arrays = [ins[n] for n in graph.inputs] if isinstance(ins, Mapping) else list(ins)
+        got = model(*arrays)
+        diffs = []
+        for j, name in enumerate(graph.outputs):
+            d = compare_outputs(f"output {j} '{name}' ({graph.types[name]})", ref[name], np.asarray(got[j]), rtol, atol)
+            if d:
+                diffs.append(d)
+        if diffs:
+            shapes = ", ".join(f"{n}: {list(np.shape(a))}" for n, a in zip(graph.inputs, arrays))
+            raise AssertionError(f"compiled '{graph.name}' ({target}) differs from the interpreter on input set {k} "
+                                 f"({shapes}):\n" + "\n".join(diffs) + f"\n\ngraph:\n{graph}")
+    return model

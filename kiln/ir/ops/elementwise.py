@@ -292,3 +292,84 @@ def _bitcast_ref(x, to):
 register(OpDef("bitcast", ("x",), {"to": Attr("dtype")}, 1, _bitcast_infer, _bitcast_ref,
                frozenset({"elementwise"}),
                doc="reinterpret each element's bits as another dtype of the same width"))
+
+
+# ------------------------------------------------------------------------------------------ lowering
+# Each elementwise op lowers to one scalar loop-IR expression per element; broadcasting reads index 0
+# along size-1 dims. A chain of these is one loop nest: consumers inline their producers.
+from .. import loops as _L  # noqa: E402
+from ..lowering import broadcast_index as _bidx, broadcast_shape as _bshape  # noqa: E402
+
+_UNARY_EXPR = {
+    "relu": lambda x: _L.maximum(x, _L.const(0, x.dtype)),
+    "reciprocal": lambda x: _L.binary("div", _L.const(1, x.dtype), x),
+    "bitwise_not": lambda x: _L.unary("not", x),
+}
+_BINARY_EXPR = {
+    "add": "add", "sub": "sub", "mul": "mul", "div": "div", "pow": "pow", "max": "max", "min": "min",
+    "equal": "eq", "less": "lt", "less_equal": "le", "greater": "gt", "greater_equal": "ge",
+    "and": "and", "or": "or", "xor": "xor", "bitwise_and": "and", "bitwise_or": "or", "bitwise_xor": "xor",
+    "shift_left": "shl", "shift_right": "shr",
+}
+
+
+def _lower_unary(name):
+    fn = _UNARY_EXPR.get(name) or (lambda x: _L.unary(name, x))
+
+    def lower(b, x):
+        return b.compute(x.shape, lambda *i: fn(x[i]))
+
+    return lower
+
+
+def _lower_binary(name):
+    def lower(b, x, y, fmod=False):
+        op = ("rem" if fmod else "mod") if name == "mod" else _BINARY_EXPR[name]
+        shape = _bshape(x.shape, y.shape)
+        n = len(shape)
+        return b.compute(shape, lambda *i: _L.binary(op, x[_bidx(x, i, n)], y[_bidx(y, i, n)]))
+
+    return lower
+
+
+def _lower_where(b, c, x, y):
+    shape = _bshape(c.shape, x.shape, y.shape)
+    n = len(shape)
+    return b.compute(shape, lambda *i: _L.select(c[_bidx(c, i, n)], x[_bidx(x, i, n)], y[_bidx(y, i, n)]))
+
+
+def _lower_cast(b, x, to, saturate, round_mode):
+    return b.compute(x.shape, lambda *i: _L.cast(x[i], to), dtype=to)
+
+
+def _lower_bitcast(b, x, to):
+    return b.compute(x.shape, lambda *i: _L.Bitcast(x[i], to), dtype=to)
+
+
+def _lower_isinf(b, x, detect_positive, detect_negative):
+    inf = _L.const(float("inf"), x.dtype)
+
+    def el(*i):
+        v = x[i]
+        pos = _L.binary("eq", v, inf) if detect_positive else _L.Const(False, _L.BOOL)
+        neg = _L.binary("eq", v, -inf if False else _L.const(float("-inf"), x.dtype)) if detect_negative \
+            else _L.Const(False, _L.BOOL)
+        return _L.binary("or", pos, neg)
+
+    return b.compute(x.shape, el, dtype="bool")
+
+
+def _attach_lowerings():
+    from ..registry import OPS
+
+    for n in UNARY:
+        OPS[n].lower = _lower_unary(n)
+    for n in BINARY:
+        OPS[n].lower = _lower_binary(n)
+    OPS["where"].lower = _lower_where
+    OPS["cast"].lower = _lower_cast
+    OPS["bitcast"].lower = _lower_bitcast
+    OPS["isinf"].lower = _lower_isinf
+
+
+_attach_lowerings()

@@ -1,0 +1,53 @@
+/* kiln's CPU runtime, linked into every artifact library: the thread pool behind parallel loops
+   (libgomp's GOMP_parallel, so no Python threads are involved) and the few helpers generated code
+   calls. */
+#include <stdint.h>
+#include <unistd.h>
+
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+
+static int32_t kiln_threads = 0;
+
+void kiln_set_num_threads(int32_t n) { kiln_threads = n > 0 ? n : 0; }
+
+static int32_t threads(void) {
+    if (kiln_threads > 0) return kiln_threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    kiln_threads = n > 0 ? (int32_t)n : 1;
+    return kiln_threads;
+}
+
+typedef void (*kiln_body)(void *ctx, int64_t begin, int64_t end);
+struct kiln_job { kiln_body fn; void *ctx; int64_t n; int32_t nt; };
+
+int omp_get_thread_num(void);
+
+static void kiln_worker(void *p) {
+    struct kiln_job *j = (struct kiln_job *)p;
+    int64_t t = omp_get_thread_num();
+    int64_t chunk = j->n / j->nt, extra = j->n % j->nt;
+    int64_t begin = t * chunk + (t < extra ? t : extra);
+    int64_t end = begin + chunk + (t < extra ? 1 : 0);
+    if (begin < end) j->fn(j->ctx, begin, end);
+}
+
+void kiln_parallel_for(kiln_body fn, void *ctx, int64_t n) {
+    int32_t nt = threads();
+    if (nt > n) nt = (int32_t)n;
+    if (nt <= 1) { if (n > 0) fn(ctx, 0, n); return; }
+    struct kiln_job j = {fn, ctx, n, nt};
+    GOMP_parallel(kiln_worker, &j, (unsigned)nt, 0);
+}
+
+int64_t kiln_ipows(int64_t a, int64_t b) {
+    if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);
+    uint64_t r = 1, x = (uint64_t)a;
+    while (b) { if (b & 1) r *= x; x *= x; b >>= 1; }
+    return (int64_t)r;
+}
+
+int64_t kiln_ipowu(int64_t a, int64_t b) {
+    uint64_t r = 1, x = (uint64_t)a, e = (uint64_t)b;
+    while (e) { if (e & 1) r *= x; x *= x; e >>= 1; }
+    return (int64_t)r;
+}
