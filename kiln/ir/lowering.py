@@ -12,6 +12,13 @@ with the :class:`KernelBuilder`:
 :func:`materialize` turns a tensor into the loop nest that stores it in a buffer, hoisting each
 reduction to the outermost loop where its inputs are known (softmax's max and sum are computed once
 per row, inside the same kernel as the division).
+
+For op authors: the finished pattern is at the end of ``kiln/ir/ops/elementwise.py``. A lowering that
+cannot handle a case (a data-dependent output shape, a dtype the targets lack) raises
+``NotImplementedError`` with the reason; the compiler reports it naming op and node. Test a lowering
+with ``kiln.testing.check_compiled(graph)`` (compiled for cpu vs ``kiln.interpret``). Several engineers
+share one checkout: commit only explicit paths (``git add <files>``), never ``git add -A``, ``stash`` or
+``reset``.
 """
 from __future__ import annotations
 
