@@ -59,10 +59,10 @@ class CpuExecutor:
         entry = {**_DEFAULT_ENTRY, **(manifest.get("entry") or {})}
         self._run = _symbol(lib, entry["run"], binary)
         self._run.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p),
-                              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+                              ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p, ctypes.c_void_p]
         self._run.restype = ctypes.c_int32
         self._workspace_size = _symbol(lib, entry["workspace_size"], binary)
-        self._workspace_size.argtypes = [ctypes.c_void_p]
+        self._workspace_size.argtypes = [ctypes.POINTER(ctypes.c_int64)]
         self._workspace_size.restype = ctypes.c_int64
         self._set_num_threads = None
         if entry.get("set_num_threads"):
@@ -74,7 +74,9 @@ class CpuExecutor:
         w = manifest.get("weights")
         alignment = max(_ALIGN, int((w or {}).get("alignment") or _ALIGN))
         self._weights = _aligned_copy(members[w["member"]] if w else b"", alignment)
+        self._weights_ptr = self._weights.ctypes.data
         self._workspace = aligned_empty(_ALIGN)
+        self._workspace_ptr = self._workspace.ctypes.data
         self._lock = threading.Lock()
 
         if num_threads is None:
@@ -88,21 +90,30 @@ class CpuExecutor:
         if self._set_num_threads is not None:
             self._set_num_threads(int(n))
 
-    def workspace_size(self, syms: np.ndarray) -> int:
-        return int(self._workspace_size(syms.ctypes.data))
+    def workspace_size(self, syms) -> int:
+        """Bytes of workspace ``kiln_run`` needs for symbol values ``syms`` (manifest "symbols" order)."""
+        return int(self._workspace_size(_int64_array(syms)))
 
-    def run(self, inputs, outputs, syms: np.ndarray) -> None:
-        ins = (ctypes.c_void_p * max(1, len(inputs)))(*[a.ctypes.data for a in inputs])
-        outs = (ctypes.c_void_p * max(1, len(outputs)))(*[a.ctypes.data for a in outputs])
-        size = self.workspace_size(syms)
+    def run(self, inputs, outputs, syms) -> None:
+        n_in, n_out = len(inputs), len(outputs)
+        ins = (ctypes.c_void_p * (n_in or 1))(*[a.ctypes.data for a in inputs])
+        outs = (ctypes.c_void_p * (n_out or 1))(*[a.ctypes.data for a in outputs])
+        sym = _int64_array(syms)
+        size = self._workspace_size(sym)
         if size < 0:
-            raise RuntimeError(f"kiln_workspace_size returned {size} for symbols {syms.tolist()}")
+            raise RuntimeError(f"kiln_workspace_size returned {size} for symbols {list(sym)}")
         with self._lock:  # one workspace, shared by every call
             if size > self._workspace.nbytes:
                 self._workspace = aligned_empty(size, _ALIGN)
-            status = self._run(ins, outs, syms.ctypes.data, self._workspace.ctypes.data, self._weights.ctypes.data)
+                self._workspace_ptr = self._workspace.ctypes.data
+            status = self._run(ins, outs, sym, self._workspace_ptr, self._weights_ptr)
         if status != 0:
             raise RuntimeError(f"the compiled model failed: kiln_run returned {status}")
+
+
+def _int64_array(syms):
+    values = syms.tolist() if isinstance(syms, np.ndarray) else list(syms)
+    return (ctypes.c_int64 * (len(values) or 1))(*values)
 
 
 def _aligned_copy(data, alignment: int) -> np.ndarray:

@@ -96,6 +96,9 @@ class CompiledModel:
         self._outputs = _specs(manifest["outputs"])
         self._symbols = list(manifest["symbols"])
         self._in_np = [s.dtype.np for s in self._inputs]
+        self._out_np = [s.dtype.np for s in self._outputs]
+        self._input_names = frozenset(s.name for s in self._inputs)
+        self._plan = _dims.ShapePlan(manifest["inputs"], manifest["outputs"], self._symbols)
         self._executor = _executor_load(manifest["target"]["executor"])(
             manifest, members, num_threads=num_threads, device=device)
 
@@ -167,7 +170,17 @@ class CompiledModel:
         return dict(zip((s.name for s in self._outputs), self._call(feeds)))
 
     def _call(self, feeds: dict) -> list:
-        unexpected = [n for n in feeds if n not in {s.name for s in self._inputs}]
+        if len(feeds) != len(self._inputs) or not self._input_names.issuperset(feeds):
+            self._check_names(feeds)
+        arrays = [_as_input(spec, npdt, feeds[spec.name]) for spec, npdt in zip(self._inputs, self._in_np)]
+        env = self._plan.bind([a.shape for a in arrays])
+        syms = np.array([env[s] for s in self._symbols] or [0], dtype=np.int64)
+        outputs = [np.empty(shape, dtype=npdt) for shape, npdt in zip(self._plan.output_shapes_for(env), self._out_np)]
+        self._executor.run(arrays, outputs, syms)
+        return outputs
+
+    def _check_names(self, feeds: dict) -> None:
+        unexpected = [n for n in feeds if n not in self._input_names]
         if unexpected:
             raise ValueError(f"unexpected input(s) {', '.join(map(repr, unexpected))}; the model's inputs are "
                              f"{', '.join(s.name for s in self._inputs) or 'none'}")
@@ -175,24 +188,14 @@ class CompiledModel:
         if missing:
             raise ValueError(f"missing input(s) {', '.join(map(repr, missing))}; the model's inputs are "
                              f"{', '.join(str(s) for s in self._inputs)}")
-        arrays = [_as_input(spec, npdt, feeds[spec.name]) for spec, npdt in zip(self._inputs, self._in_np)]
-        env = _dims.bind(self._manifest["inputs"], [a.shape for a in arrays], self._symbols)
-        syms = np.array([env[s] for s in self._symbols] or [0], dtype=np.int64)
-        outputs = []
-        for spec in self._outputs:
-            shape = _dims.shape(spec.shape, env)
-            bad = [i for i, v in enumerate(shape) if v < 0]
-            if bad:
-                i = bad[0]
-                raise ValueError(f"output '{spec.name}' dim {i} is '{spec.shape[i]}' = {shape[i]} for these inputs "
-                                 f"({', '.join(f'{k} = {v}' for k, v in env.items())}): a negative size")
-            outputs.append(np.empty(shape, dtype=spec.dtype.np))
-        self._executor.run(arrays, outputs, syms)
-        return outputs
 
 
 def _as_input(spec: TensorSpec, npdt: np.dtype, value) -> np.ndarray:
     """``value`` as a C-contiguous, aligned array of the input's dtype; ValueError naming the input."""
+    if value.__class__ is np.ndarray and value.dtype == npdt:  # the common case, quickly
+        a = value
+        if a.ndim == len(spec.shape) and a.flags.c_contiguous and a.flags.aligned:
+            return a
     strict = hasattr(value, "dtype") or hasattr(value, "__array__") or hasattr(value, "__array_interface__")
     try:
         a = np.asarray(value)
@@ -213,6 +216,8 @@ def _as_input(spec: TensorSpec, npdt: np.dtype, value) -> np.ndarray:
     if a.ndim != len(spec.shape):
         raise ValueError(f"input '{spec.name}': expected rank {len(spec.shape)} "
                          f"(shape [{', '.join(map(str, spec.shape))}]), got rank {a.ndim} (shape {list(a.shape)})")
+    if a.flags.c_contiguous and a.flags.aligned:
+        return a
     return np.require(a, requirements=("C", "A"))
 
 
