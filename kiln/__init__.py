@@ -1,7 +1,8 @@
 """kiln — an ML compiler with pluggable hardware code generation.
 
 ``import kiln`` is light: numpy and the standard library. Frontends import their source
-framework (onnx, torch, jax) only when called.
+framework (onnx, torch, jax) only when called; ``kiln.compile`` imports the compiler (llvmlite) on
+first use, ``kiln.load`` the runtime (numpy and the standard library only).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ __all__ = [
     "__version__", "ir", "frontends", "Graph", "interpret", "parse", "verify",
     "KilnError", "UnsupportedOperatorError", "ModelLoadError", "ConversionError", "VerificationError",
     "ParseError", "InterpreterError", "ArtifactError", "load", "CompiledModel",
-]
+]  # not "compile": ``from kiln import *`` must not shadow the builtin (``kiln.compile`` still works)
 
 
 def __getattr__(name):
@@ -38,5 +39,11 @@ def __getattr__(name):
         from . import runtime
 
         globals()[name] = value = getattr(runtime, name)
+        return value
+    if name == "compile":  # the compiler (llvmlite, the C compiler) loads on first use
+        import importlib
+
+        # cached as ``kiln.compile``; code inside kiln never reads the builtin through this module's globals
+        globals()[name] = value = importlib.import_module("kiln.compiler.compile").compile
         return value
     raise AttributeError(f"module 'kiln' has no attribute {name!r}")
