@@ -77,6 +77,29 @@ class KernelBuilder:
         self._n = 0
         self.prefix = prefix
         self.externs: list = []
+        self.gemms: dict = {}           # Reduce expression -> (GemmSpec, batch index, m, n)
+        self.materialize_hook = None    # set by the compiler: (tensor, name) -> tensor over a buffer
+        self.constant_hook = None       # tensor -> numpy array when it is a compile-time constant
+        self.weight_hook = None         # (array, dtype) -> tensor over a new weight buffer
+
+    # -- what the compiler provides (each has a safe default for builders used alone)
+    def buffer(self, t: "Tensor", name: str = "tmp") -> "Tensor":
+        """Ask for ``t`` to be computed into a buffer of its own (an operand read many times)."""
+        if t.kind == "buffer" or self.materialize_hook is None:
+            return t
+        return self.materialize_hook(t, name)
+
+    def constant_of(self, t: "Tensor"):
+        """The value of ``t`` when it is a compile-time constant (a weight), else None."""
+        return self.constant_hook(t) if self.constant_hook is not None else None
+
+    def weight(self, array, dtype) -> "Tensor | None":
+        """A new weight (e.g. a packed copy of one); None when the builder has no compiler behind it."""
+        return self.weight_hook(array, dtype) if self.weight_hook is not None else None
+
+    def gemm(self, shape, spec: "GemmSpec", index_of) -> "Tensor":
+        """A contraction as a lazy tensor; ``index_of(idx) -> (batch index, m, n)``."""
+        return _gemm_tensor(self, shape, spec, index_of)
 
     # -- variables and constants
     def var(self, prefix: str = "i", dt="i64") -> L.Var:
@@ -355,3 +378,39 @@ def fuse_loops(chain: list, b, kind: str = "serial") -> L.Stmt:
     inner = chain[-1].body
     body = _subst_stmt(inner, env)
     return L.For(fv, L.simplify(total), body, kind)
+
+
+# ------------------------------------------------------------------------------ contractions (GEMM)
+class GemmSpec:
+    """A contraction in GEMM form, which the tiling schedule turns into a register-blocked micro-kernel.
+
+    Over the index space (batch..., m, n): ``C[b, m, n] = sum_k a(b, m, k) * bv(b, k, n)`` where ``bv`` is
+    the *vector side* (contiguous along n) and ``a`` the *broadcast side*. ``out_index(b, m, n)`` gives
+    the tensor index of that element. ``bv_packed``/``a_packed`` optionally give accessors over weights
+    packed at compile time into panels ``[ceil(N/nr), K, nr]`` / ``[ceil(M/mr), K, mr]`` (see
+    :mod:`kiln.passes.tiling`)."""
+
+    def __init__(self, batch, M, N, K, a, bv, out_index, dtype, *, a_const=None, bv_const=None):
+        self.batch = tuple(batch)
+        self.M, self.N, self.K = M, N, K
+        self.a, self.bv, self.out_index = a, bv, out_index
+        self.dtype = _dtype(dtype)
+        self.a_const = a_const    # callable (mr) -> (accessor over packed weights) or None
+        self.bv_const = bv_const  # callable (nr) -> accessor or None
+
+
+def _gemm_tensor(b: "KernelBuilder", shape, spec: GemmSpec, index_of: Callable) -> Tensor:
+    """The contraction as a lazy tensor: element ``idx`` is the reduction (the generic path), and each
+    reduction expression is recorded so the tiling schedule can recognise it."""
+    kv = b.var("k")
+
+    def element(*idx):
+        bidx, m, n = index_of(idx)
+        body = L.binary("mul", spec.a(bidx, m, kv), spec.bv(bidx, kv, n))
+        r = L.Reduce("sum", L.const(0, spec.dtype), ((kv, spec.K),), body)
+        b.gemms[r] = (spec, tuple(bidx), m, n)
+        return r
+
+    t = Tensor(shape, spec.dtype, element, kind="reduce")
+    t.meta["gemm"] = spec
+    return t

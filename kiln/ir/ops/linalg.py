@@ -365,3 +365,344 @@ class AvgPool:
         if x.dtype.kind in "iu":
             y = np.trunc(y)
         return y.astype(x.dtype)
+
+
+# ------------------------------------------------------------------------------------------ lowering
+# Matmul and convolution lower to GEMM-form contractions (kiln.ir.lowering.GemmSpec): the generic
+# path is a reduction per output element; the tiling schedule turns f32 ones into a register-blocked
+# micro-kernel with packed weights. Windowed ops read a padded copy of their input so every tap is in
+# range and index math stays affine.
+from .. import loops as _L  # noqa: E402
+from ..dtypes import dtype as _dtype  # noqa: E402
+from ..lowering import GemmSpec as _GemmSpec, broadcast_shape as _bshape, static as _static  # noqa: E402
+from ..registry import OPS as _OPS  # noqa: E402
+
+
+def _bcast_idx(shape, bidx, out_rank):
+    """Index into batch dims ``shape`` for the broadcast batch index ``bidx`` (numpy rules)."""
+    off = out_rank - len(shape)
+    return tuple(_L.Const(0) if _static(s) == 1 else bidx[off + d] for d, s in enumerate(shape))
+
+
+def _accumulate_dtype(dt):
+    return dt if dt.name not in ("f16", "bf16") else _dtype("f32")
+
+
+def _matmul_lower(b, x, y):
+    sa = x.shape if x.ndim > 1 else (_L.Const(1),) + x.shape
+    sb = y.shape if y.ndim > 1 else y.shape + (_L.Const(1),)
+    batch = _bshape(sa[:-2], sb[:-2]) if (len(sa) > 2 or len(sb) > 2) else ()
+    nb = len(batch)
+    M, K, N = sa[-2], sa[-1], sb[-1]
+    acc = _accumulate_dtype(x.dtype)
+
+    def a(bidx, m, k):
+        v = x[(k,)] if x.ndim == 1 else x[_bcast_idx(sa[:-2], bidx, nb) + (m, k)]
+        return _L.cast(v, acc)
+
+    def bv(bidx, k, n):
+        v = y[(k,)] if y.ndim == 1 else y[_bcast_idx(sb[:-2], bidx, nb) + (k, n)]
+        return _L.cast(v, acc)
+
+    out_shape = list(batch) + ([M] if x.ndim > 1 else []) + ([N] if y.ndim > 1 else [])
+
+    def index_of(idx):
+        idx = list(idx)
+        bidx = tuple(idx[:nb])
+        rest = idx[nb:]
+        m = rest.pop(0) if x.ndim > 1 else _L.Const(0)
+        n = rest.pop(0) if y.ndim > 1 else _L.Const(0)
+        return bidx, m, n
+
+    def out_index(bidx, m, n):
+        return tuple(bidx) + ((m,) if x.ndim > 1 else ()) + ((n,) if y.ndim > 1 else ())
+
+    spec = _GemmSpec(batch, M, N, K, a, bv, out_index, acc)
+    if y.ndim == 2 and x.ndim >= 2 and acc == x.dtype:
+        spec.bv_array = b.constant_of(y)  # [K, N] weights: packed into panels by the tiling schedule
+    t = b.gemm(out_shape, spec, index_of)
+    if acc != x.dtype:
+        return b.compute(out_shape, lambda *i: _L.cast(t[i], x.dtype), dtype=x.dtype)
+    return t
+
+
+_OPS["matmul"].lower = _matmul_lower
+
+
+def _padded(b, x, pads, extra_end, fill):
+    """``x`` padded by ``pads`` (begins then ends) plus ``extra_end`` per spatial axis, as a buffer."""
+    n = x.ndim - 2
+    if not any(pads) and not any(extra_end):
+        return x, x.shape
+    shape = list(x.shape[:2]) + [
+        _L.simplify(x.shape[2 + i] + pads[i] + pads[n + i] + extra_end[i]) for i in range(n)]
+
+    def el(*idx):
+        conds = []
+        src = list(idx[:2])
+        for i in range(n):
+            p = idx[2 + i] - pads[i]
+            conds.append(_L.binary("and", _L.binary("ge", p, 0), _L.binary("lt", p, x.shape[2 + i])))
+            src.append(_L.maximum(_L.minimum(p, x.shape[2 + i] - 1), _L.Const(0)))
+        ok = conds[0]
+        for c in conds[1:]:
+            ok = _L.binary("and", ok, c)
+        return _L.select(ok, x[tuple(src)], _L.const(fill, x.dtype))
+
+    t = b.compute(shape, el, dtype=x.dtype)
+    return b.buffer(t, "pad"), tuple(shape)
+
+
+def _conv_lower(b, x, w, bias=None, *, strides, dilations, pads, group):
+    ns = x.ndim - 2
+    kernel = tuple(int(_static(s)) for s in w.shape[2:])
+    strides = tuple(strides) or (1,) * ns
+    dilations = tuple(dilations) or (1,) * ns
+    pads = tuple(pads) or (0,) * (2 * ns)
+    acc = _accumulate_dtype(x.dtype)
+    N, C = x.shape[0], x.shape[1]
+    Mo = w.shape[0]
+    Cg = w.shape[1]
+    Mg = _L.simplify(Mo // group) if group > 1 else Mo
+    outs = []
+    for i in range(ns):
+        span = dilations[i] * (kernel[i] - 1) + 1
+        outs.append(_L.simplify((x.shape[2 + i] + pads[i] + pads[ns + i] - span) // strides[i] + 1))
+    xp, _ = _padded(b, x, pads, (0,) * ns, 0)
+    out_shape = (N, Mo) + tuple(outs)
+    taps = 1
+    for k in kernel:
+        taps *= k
+    KK = _L.simplify(Cg * taps)
+    # spatial output positions flatten into the GEMM's n; k runs over (c, taps)
+    P = _L.Const(1)
+    for o in outs:
+        P = P * o
+    P = _L.simplify(P)
+
+    def unflat(p):
+        pos, rest = [], p
+        for o in reversed(outs):
+            pos.append(rest % o)
+            rest = rest // o
+        return list(reversed(pos))
+
+    def tap_of(k):
+        t, rest = [], k % taps if taps > 1 else _L.Const(0)
+        for kk in reversed(kernel):
+            t.append(rest % kk)
+            rest = rest // kk
+        return list(reversed(t))
+
+    direct = all(k == 1 for k in kernel) and all(s == 1 for s in strides)
+    depthwise = _static(Cg) == 1 and group > 1
+    if depthwise or _static(KK) is None or acc != x.dtype:
+        # a reduction per output element over (c, taps), reading the padded input
+        def body(idx, r):
+            n, m = idx[0], idx[1]
+            g = m // Mg if group > 1 else _L.Const(0)
+            c = r[0]
+            src = [n, g * Cg + c] + [idx[2 + i] * strides[i] + r[1 + i] * dilations[i] for i in range(ns)]
+            return _L.binary("mul", _L.cast(xp[tuple(src)], acc), _L.cast(w[(m, c) + tuple(r[1:])], acc))
+
+        t = b.reduce(out_shape, (Cg,) + kernel, body, "sum", dtype=acc)
+    else:
+        if direct:
+            col = None
+        else:
+            col_shape = (N, _L.Const(group), KK) + tuple(outs)
+
+            def col_el(n, g, k, *o):
+                c = k // taps
+                tp = tap_of(k)
+                src = [n, g * Cg + c] + [o[i] * strides[i] + tp[i] * dilations[i] for i in range(ns)]
+                return xp[tuple(src)]
+
+            col = b.buffer(b.compute(col_shape, col_el, dtype=x.dtype), "im2col")
+
+        def a(bidx, m, k):
+            n, g = bidx
+            c = k // taps
+            return w[(g * Mg + m, c) + tuple(tap_of(k))]
+
+        def bv(bidx, k, p):
+            n, g = bidx
+            if col is None:
+                return xp[(n, g * Cg + k) + tuple(unflat(p))]
+            return col[(n, g, k) + tuple(unflat(p))]
+
+        def index_of(idx):
+            n, m = idx[0], idx[1]
+            g = m // Mg if group > 1 else _L.Const(0)
+            mm = m % Mg if group > 1 else m
+            p = _L.Const(0)
+            for i in range(ns):
+                p = p * outs[i] + idx[2 + i]
+            return (n, g), mm, _L.simplify(p)
+
+        def out_index(bidx, m, p):
+            n, g = bidx
+            return (n, g * Mg + m) + tuple(unflat(p))
+
+        spec = _GemmSpec((N, _L.Const(group)), Mg, P, KK, a, bv, out_index, acc)
+        wv = b.constant_of(w)
+        if wv is not None:
+            spec.a_array = wv.reshape(group, -1, wv[0].size)  # [G, Mg, Cg*taps]
+        t = b.gemm(out_shape, spec, index_of)
+    if bias is not None:
+        t0 = t
+        t = b.compute(out_shape, lambda *i: _L.binary("add", t0[i], _L.cast(bias[(i[1],)], acc)), dtype=acc)
+    if acc != x.dtype:
+        t1 = t
+        return b.compute(out_shape, lambda *i: _L.cast(t1[i], x.dtype), dtype=x.dtype)
+    return t
+
+
+_OPS["conv"].lower = _conv_lower
+
+
+def _conv_transpose_lower(b, x, w, bias=None, *, strides, dilations, pads, output_padding, group):
+    ns = x.ndim - 2
+    kernel = tuple(int(_static(s)) for s in w.shape[2:])
+    strides = tuple(strides) or (1,) * ns
+    dilations = tuple(dilations) or (1,) * ns
+    pads = tuple(pads) or (0,) * (2 * ns)
+    opad = tuple(output_padding) or (0,) * ns
+    acc = _accumulate_dtype(x.dtype)
+    N, C = x.shape[0], x.shape[1]
+    Mg = w.shape[1]
+    Cg = _L.simplify(C // group) if group > 1 else C
+    outs = [_L.simplify((x.shape[2 + i] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 + opad[i]
+                        - pads[i] - pads[ns + i]) for i in range(ns)]
+    out_shape = (N, _L.simplify(Mg * group)) + tuple(outs)
+
+    def body(idx, r):
+        n, m = idx[0], idx[1]
+        g = m // Mg if group > 1 else _L.Const(0)
+        mm = m % Mg if group > 1 else m
+        c = g * Cg + r[0]
+        ok = None
+        src = [n, c]
+        for i in range(ns):
+            num = idx[2 + i] + pads[i] - r[1 + i] * dilations[i]
+            q = num // strides[i]
+            cond = _L.binary("and", _L.binary("ge", num, 0), _L.binary("lt", q, x.shape[2 + i]))
+            if strides[i] > 1:
+                cond = _L.binary("and", cond, _L.binary("eq", num % strides[i], 0))
+            ok = cond if ok is None else _L.binary("and", ok, cond)
+            src.append(_L.maximum(_L.minimum(q, x.shape[2 + i] - 1), _L.Const(0)))
+        prod = _L.binary("mul", _L.cast(x[tuple(src)], acc), _L.cast(w[(c, mm) + tuple(r[1:])], acc))
+        return _L.select(ok, prod, _L.const(0, acc))
+
+    t = b.reduce(out_shape, (Cg,) + kernel, body, "sum", dtype=acc)
+    if bias is not None:
+        t0 = t
+        t = b.compute(out_shape, lambda *i: _L.binary("add", t0[i], _L.cast(bias[(i[1],)], acc)), dtype=acc)
+    if acc != x.dtype:
+        t1 = t
+        return b.compute(out_shape, lambda *i: _L.cast(t1[i], x.dtype), dtype=x.dtype)
+    return t
+
+
+_OPS["conv_transpose"].lower = _conv_transpose_lower
+
+
+def _pool_geometry(x, kernel, strides, dilations, pads, ceil_mode):
+    ns = x.ndim - 2
+    strides = tuple(strides) or (1,) * ns
+    dilations = tuple(dilations) or (1,) * ns
+    pads = tuple(pads) or (0,) * (2 * ns)
+    outs, extra = [], []
+    for i in range(ns):
+        size = _static(x.shape[2 + i])
+        if size is None:
+            raise NotImplementedError("pooling over a symbolic spatial dim")
+        c = window_count(size, kernel[i], strides[i], dilations[i], pads[i], pads[ns + i], ceil_mode)
+        outs.append(c)
+        need = (c - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1
+        extra.append(max(0, need - (size + pads[i] + pads[ns + i])))
+    return strides, dilations, pads, outs, extra
+
+
+def _lowest_value(dt):
+    if dt.is_float:
+        return float("-inf")
+    return int(np.iinfo(dt.np).min)
+
+
+def _max_pool_lower(b, x, *, kernel, strides, dilations, pads, ceil_mode, with_indices, storage_order):
+    ns = x.ndim - 2
+    strides, dilations, pads, outs, extra = _pool_geometry(x, kernel, strides, dilations, pads, ceil_mode)
+    xp, _ = _padded(b, x, pads, extra, _lowest_value(x.dtype))
+    out_shape = tuple(x.shape[:2]) + tuple(_L.Const(o) for o in outs)
+
+    def body(idx, r):
+        src = list(idx[:2]) + [idx[2 + i] * strides[i] + r[i] * dilations[i] for i in range(ns)]
+        return xp[tuple(src)]
+
+    y = b.reduce(out_shape, tuple(kernel), body, "max")
+    if not with_indices:
+        return [y]
+    am = b.reduce(out_shape, tuple(kernel), body, "argmax")
+    spatial = [int(_static(s)) for s in x.shape[2:]]
+
+    def idx_el(*idx):
+        t = am[idx]
+        taps = []
+        rest = t
+        for k in reversed(kernel):
+            taps.append(rest % k)
+            rest = rest // k
+        taps = list(reversed(taps))
+        flat = _L.Const(0)
+        scale = 1
+        order = range(ns) if storage_order else reversed(range(ns))
+        for i in order:
+            pos = idx[2 + i] * strides[i] - pads[i] + taps[i] * dilations[i]
+            flat = flat + pos * scale
+            scale *= spatial[i]
+        return flat + (idx[0] * x.shape[1] + idx[1]) * scale
+
+    return [y, b.compute(out_shape, idx_el, dtype="i64")]
+
+
+_OPS["max_pool"].lower = _max_pool_lower
+
+
+def _avg_pool_lower(b, x, *, kernel, strides, dilations, pads, ceil_mode, count_include_pad):
+    ns = x.ndim - 2
+    strides, dilations, pads, outs, extra = _pool_geometry(x, kernel, strides, dilations, pads, ceil_mode)
+    xp, _ = _padded(b, x, pads, extra, 0)
+    out_shape = tuple(x.shape[:2]) + tuple(_L.Const(o) for o in outs)
+    f = "f64" if x.dtype.bits == 64 or not x.dtype.is_float else "f32"
+
+    def body(idx, r):
+        src = list(idx[:2]) + [idx[2 + i] * strides[i] + r[i] * dilations[i] for i in range(ns)]
+        return _L.cast(xp[tuple(src)], f)
+
+    total = b.reduce(out_shape, tuple(kernel), body, "sum")
+
+    def count_el(*idx):
+        n = None
+        for i in range(ns):
+            lo, hi = (-pads[i], _static(x.shape[2 + i]) + pads[ns + i]) if count_include_pad else \
+                (0, _static(x.shape[2 + i]))
+            # taps k with lo <= o*s - p + k*d < hi
+            c = _L.Const(0)
+            for k in range(kernel[i]):
+                pos = idx[2 + i] * strides[i] - pads[i] + k * dilations[i]
+                inside = _L.binary("and", _L.binary("ge", pos, lo), _L.binary("lt", pos, hi))
+                c = c + _L.cast(inside, "i64")
+            n = c if n is None else n * c
+        return _L.cast(n, f)
+
+    def el(*idx):
+        v = _L.binary("div", total[idx], count_el(*idx))
+        if not x.dtype.is_float:
+            v = _L.unary("trunc", v)
+        return _L.cast(v, x.dtype)
+
+    return b.compute(out_shape, el, dtype=x.dtype)
+
+
+_OPS["avg_pool"].lower = _avg_pool_lower
