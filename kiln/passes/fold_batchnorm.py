@@ -98,7 +98,7 @@ def _fold(graph: Graph, taken: set) -> Graph:
             if ch is not None:
                 chains.append(ch)
                 open_chains[ch.out] = ch
-    done = [ch for ch in chains if ch.absorbed and len(_emitted_nodes(ch)) < 1 + len(ch.absorbed)]
+    done = [ch for ch in chains if ch.absorbed and _emitted_count(ch) < 1 + len(ch.absorbed)]
     if not done:
         return graph
     g = graph.copy()
@@ -217,11 +217,9 @@ def _max_finite(dt: np.dtype) -> float:
 
 # --- rewriting -----------------------------------------------------------------------------------
 
-def _emitted_nodes(ch: _Chain) -> list:
-    """What the chain becomes, as op names (to count them)."""
-    if ch.node.op == "matmul" and ch.t is not None:
-        return ["matmul", "add"]
-    return [ch.node.op]
+def _emitted_count(ch: _Chain) -> int:
+    """How many nodes the chain becomes: the producer, and a matmul's shift as an add."""
+    return 2 if ch.node.op == "matmul" and ch.t is not None else 1
 
 
 def _fresh(hint: str, taken: set) -> str:

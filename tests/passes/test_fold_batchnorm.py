@@ -122,7 +122,7 @@ graph g(%x: f32[batch, 2]) {
   %w: f32[2, 3] = const [2.0, 2.0, 1.5, 8.0, 5.0, 3.0]
   %y_shift: f32[3] = const [2.0, 2.0, 1.5]
   %m: f32[batch, 3] = matmul(%x, %w)
-  %y: f32[batch, 3] = add(%m, %y_shift) @y
+  %y: f32[batch, 3] = add(%m, %y_shift)
   return %y
 }""")
 
