@@ -100,7 +100,7 @@ def compile(model, target="cpu", *, input_shapes=None, example_inputs=None, opt_
     graph = pm.run(graph)
     bar("passes", len(passes) - 1, max(1, len(passes)))
     schedule = getattr(tgt, "schedule", None)
-    program = lower_graph(graph, tgt, schedule=schedule,
+    program = lower_graph(graph, tgt, schedule=schedule, opt_level=opt_level,
                           progress=(lambda i, n, node: bar("kernels", i, n)) if bar.enabled else None)
     if dump_dir:
         (dump_dir / "kernels.txt").write_text("\n\n".join(str(k) for k in program.kernels.values()) + "\n")

@@ -27,7 +27,8 @@ class CompileError(errors.KilnError):
 
 
 class _Lowerer:
-    def __init__(self, graph: Graph, target, schedule=None, progress=None):
+    def __init__(self, graph: Graph, target, schedule=None, progress=None, opt_level=2):
+        self.opt_level = opt_level
         self.g = graph
         self.target = target
         self.caps = target.caps
@@ -45,6 +46,31 @@ class _Lowerer:
         self.inputs = {v: i for i, v in enumerate(graph.inputs)}
         self.value_of_tensor: dict = {}
         self.reduce_origin: dict = {}
+        self._tmp = 0
+        self.b.materialize_hook = self._materialize_hook
+        self.b.constant_hook = self._constant_hook
+        self.b.weight_hook = self._weight_hook
+
+    # ------------------------------------------------------------------------ hooks for op lowerings
+    def _materialize_hook(self, t: Tensor, name: str) -> Tensor:
+        self._tmp += 1
+        self._emit(f"{name}{self._tmp}", t)
+        return t
+
+    def _constant_hook(self, t: Tensor):
+        if t.kind == "buffer" and t.buffer is not None:
+            h = self.home.get(id(t.buffer))
+            if h and h[0] == "weight":
+                return np.asarray(self.weights[h[1]])
+        return None
+
+    def _weight_hook(self, array, dtype) -> Tensor:
+        self._tmp += 1
+        v = f"packed{self._tmp}"
+        buf = L.Buffer(v, dtype, array.shape)
+        self.home[id(buf)] = ("weight", v)
+        self.weights[v] = np.ascontiguousarray(array)
+        return placeholder(buf)
 
     # -------------------------------------------------------------------------------------- buffers
     def _buffer(self, value: str, t) -> L.Buffer:
@@ -85,7 +111,7 @@ class _Lowerer:
     def _lower_node(self, node):
         opdef = OPS.get(node.op)
         if opdef is None or opdef.lower is None:
-            raise errors.UnsupportedOperatorError([(node.op, None, node.label())],
+            raise errors.UnsupportedOperatorError([(node.op, None, node.name or node.outputs[0])],
                                                   source=f"the graph (for target {self.target.name})")
         ins = [self.env[v] if v else None for v in node.inputs]
         # views of a buffer are free: a reshape of a materialised tensor reads the same memory
@@ -101,7 +127,7 @@ class _Lowerer:
         try:
             outs = opdef.lower(self.b, *ins, **attrs)
         except (errors.KilnError, NotImplementedError) as e:
-            raise CompileError(f"op '{node.op}' (node {node.label()}): {e}") from None
+            raise CompileError(f"op '{node.op}' ({node.label}): {e}") from None
         if isinstance(outs, Tensor):
             outs = [outs]
         for v, t in zip(node.outputs, outs):
@@ -117,7 +143,15 @@ class _Lowerer:
                 if t is not None and t.kind not in ("buffer",) and not _is_const_fn(t):
                     self._emit(v, t)
         for v, t in zip(node.outputs, outs):
-            if v and self._must_materialize(v, t):
+            if v in self.outputs:  # written straight into the caller's output buffer
+                i = self.outputs[v]
+                buf = self._buffer(f"out{i}_{v}", self.g.type_of(v))
+                self.home[id(buf)] = ("output", i, v)
+                if t.kind == "extern":
+                    self._emit(v, t)
+                else:
+                    self._emit(v, t, out_buf=buf)
+            elif v and self._must_materialize(v, t):
                 self._emit(v, t)
 
     def _must_materialize(self, v, t: Tensor) -> bool:
@@ -146,32 +180,39 @@ class _Lowerer:
         if out_buf is None:
             out_buf = self._buffer(v, self.g.type_of(v)) if v in self.g.types else L.Buffer(_safe(v), t.dtype, t.shape)
             self.home[id(out_buf)] = ("workspace", v)
-        for _attempt in range(64):
+        from ..passes.tiling import gemm_kernel
+
+        body = gemm_kernel(t, out_buf, self.b, self.caps) if self.opt_level >= 1 else None
+        attempts = 0
+        while body is None:
+            attempts += 1
+            if attempts > 64:
+                raise CompileError(f"cannot schedule '{v}'")
             try:
                 body = materialize(t, out_buf, self.b, vector_lanes=self.caps.lanes)
-                break
             except HoistError as h:
                 inner = self._tensor_of_reduce(h.reduce_expr)
                 if inner is None or inner is t:
                     raise CompileError(f"cannot schedule the reduction feeding '{v}'") from None
                 self._emit(inner.origin or f"{v}_r", inner)
-        else:
-            raise CompileError(f"cannot schedule '{v}'")
         self._add_kernel(body, [out_buf], v)
         t.fn = placeholder(out_buf).fn
         t.kind, t.buffer = "buffer", out_buf
 
     def _tensor_of_reduce(self, r: L.Reduce):
-        # find the env tensor whose element expressions produce this reduction
+        # find the env tensor whose element expressions produce this reduction: its Reduce, or one
+        # wrapped in a cast or a division (a mean, a sum accumulated in a wider dtype); reductions
+        # are told apart by their axis variables, which are fresh for each one
+        key = (r.combiner, tuple(v.name for v, _ in r.axes))
         for v, t in self.env.items():
             if t.kind == "reduce":
-                probe_idx = None
                 try:
                     e = t[tuple(L.Var(f"__p{k}") for k in range(t.ndim))]
                 except Exception:
                     continue
-                if isinstance(e, L.Reduce) and e.axes == r.axes and e.combiner == r.combiner:
-                    return t
+                for node in L.walk(e):
+                    if isinstance(node, L.Reduce) and (node.combiner, tuple(x.name for x, _ in node.axes)) == key:
+                        return t
         return None
 
     def _emit_extern(self, v, t: Tensor, out_buf):
@@ -205,6 +246,9 @@ class _Lowerer:
         op.done = True
 
     def _emit_output(self, v, i, t: Tensor):
+        if t.kind == "buffer" and self.home.get(id(t.buffer), ("",))[0] == "output" \
+                and self.home[id(t.buffer)][1] == i:
+            return  # computed in place when its node was lowered
         buf = self._buffer(f"out{i}_{v}", self.g.type_of(v))
         self.home[id(buf)] = ("output", i, v)
         if t.kind == "buffer":
@@ -409,5 +453,5 @@ def canonical(k: L.Kernel):
     return str(ck), ck
 
 
-def lower_graph(graph: Graph, target, *, schedule=None, progress=None) -> Program:
-    return _Lowerer(graph, target, schedule=schedule, progress=progress).run()
+def lower_graph(graph: Graph, target, *, schedule=None, progress=None, opt_level=2) -> Program:
+    return _Lowerer(graph, target, schedule=schedule, progress=progress, opt_level=opt_level).run()

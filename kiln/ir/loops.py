@@ -572,7 +572,7 @@ def affine(e: Expr):
         out = dict(x)
         for k, v in y.items():
             out[k] = out.get(k, 0) + s * v
-        return {k: v for k, v in out.items() if v or k is None}
+        return _recombine({k: v for k, v in out.items() if v or k is None})
     if isinstance(e, Bin) and e.op == "mul":
         x, y = affine(e.a), affine(e.b)
         if x is not None and y is not None:
@@ -582,6 +582,29 @@ def affine(e: Expr):
                 c = y.get(None, 0)
                 return {k: v * c for k, v in x.items() if v * c or k is None}
     return {e: 1, None: 0}
+
+
+def _recombine(terms: dict) -> dict:
+    """``c*(x // c) + (x % c) -> x`` (times a common coefficient): unflattening then flattening an
+    index gives the index back, so a reshape between fused ops keeps accesses affine."""
+    changed = True
+    while changed:
+        changed = False
+        for q, qc in list(terms.items()):
+            if not (isinstance(q, Bin) and q.op == "floordiv" and isinstance(q.b, Const)):
+                continue
+            c = int(q.b.value)
+            r = Bin("mod", q.a, q.b, q.dtype)
+            rc = terms.get(r)
+            if rc and qc == c * rc:
+                del terms[q], terms[r]
+                inner = affine(q.a) or {q.a: 1}
+                for k, v in inner.items():
+                    terms[k] = terms.get(k, 0) + v * rc
+                terms = {k: v for k, v in terms.items() if v or k is None}
+                changed = True
+                break
+    return terms
 
 
 def from_affine(terms: Mapping) -> Expr:

@@ -253,6 +253,9 @@ def hoist_reductions(value: L.Expr, loop_vars: list, loops, b: KernelBuilder):
     lets: dict = {}
     level_of_let: dict = {}
     seen: dict = {}
+    # variables some reduction inside ``value`` binds; any other free name (a symbol such as
+    # ``batch``) is known before the first loop
+    bound = {v.name for node in L.walk(value) if isinstance(node, L.Reduce) for v, _ in node.axes}
 
     def visit(e):
         if not isinstance(e, L.Reduce):
@@ -266,7 +269,7 @@ def hoist_reductions(value: L.Expr, loop_vars: list, loops, b: KernelBuilder):
                 levels.append(pos[name])
             elif name in level_of_let:
                 levels.append(level_of_let[name])
-            else:
+            elif name in bound:
                 return None  # bound by an enclosing reduction: stays where it is
         lvl = max(levels, default=-1)
         # computed once per iteration of loops 0..lvl; needed once per distinct value of its vars
@@ -395,8 +398,9 @@ class GemmSpec:
         self.M, self.N, self.K = M, N, K
         self.a, self.bv, self.out_index = a, bv, out_index
         self.dtype = _dtype(dtype)
-        self.a_const = a_const    # callable (mr) -> (accessor over packed weights) or None
-        self.bv_const = bv_const  # callable (nr) -> accessor or None
+        self.a_array = a_const    # constant broadcast side [G, M, K] (numpy) for packing, or None
+        self.bv_array = bv_const  # constant vector side [K, N] (numpy) for packing, or None
+        self.out_shape = None     # the contraction's result shape (set by b.gemm)
 
 
 def _gemm_tensor(b: "KernelBuilder", shape, spec: GemmSpec, index_of: Callable) -> Tensor:
@@ -412,5 +416,6 @@ def _gemm_tensor(b: "KernelBuilder", shape, spec: GemmSpec, index_of: Callable) 
         return r
 
     t = Tensor(shape, spec.dtype, element, kind="reduce")
+    spec.out_shape = t.shape
     t.meta["gemm"] = spec
     return t

@@ -139,6 +139,12 @@ class FnGen:
         self.b.ret_void()
 
     # ------------------------------------------------------------------------------- statements
+    def _typed(self, p, t):
+        """``p`` usable as a pointer to ``t`` (allocas carry typed pointers in llvmlite)."""
+        if getattr(p.type, "is_opaque", True):
+            return p
+        return self.b.bitcast(p, t.as_pointer())
+
     def alloca(self, t, count=None):
         with self.b.goto_block(self.entry):
             if self.entry.instructions:
@@ -165,7 +171,7 @@ class FnGen:
             n = L.simplify(s.buf.size())
             if not isinstance(n, L.Const):
                 raise CodegenError(f"local buffer {s.buf.name} needs a static size, got {n}")
-            p = self.alloca(ir.ArrayType(mem_type(s.buf.dtype), max(1, int(n.value))))
+            p = self.alloca(mem_type(s.buf.dtype), I64(max(1, int(n.value))))
             p.align = 64
             self.bufs[id(s.buf)] = p
             self.stmt(s.body)
@@ -249,9 +255,9 @@ class FnGen:
         st = ir.LiteralStructType(types or [I64])
         ctx = self.alloca(st)
         for k, (_, c) in enumerate(caps):
-            self.b.store(c.v, self.b.gep(ctx, [I32(0), I32(k)], inbounds=True, source_etype=st))
+            self.b.store(c.v, self.b.gep(ctx, [I32(0), I32(k)], inbounds=True))
         for k, bb in enumerate(cap_bufs):
-            self.b.store(self.bufs[id(bb)], self.b.gep(ctx, [I32(0), I32(len(caps) + k)], inbounds=True, source_etype=st))
+            self.b.store(self.bufs[id(bb)], self.b.gep(ctx, [I32(0), I32(len(caps) + k)], inbounds=True))
         mg = self.mg
         mg._outlined += 1
         inner = ir.Function(mg.module, ir.FunctionType(VOID, [PTR, I64, I64]),
@@ -295,7 +301,7 @@ class FnGen:
                 o = self.expr(L.substitute(off, {self.vvar: _LaneZero()}))
                 p = self.b.gep(base, [o.v], inbounds=True, source_etype=mt)
                 vt = ir.VectorType(mt, self.lanes)
-                ld = self.b.load(p, typ=vt)
+                ld = self.b.load(self._typed(p, vt), typ=vt)
                 ld.align = mt.width // 8 if isinstance(mt, ir.IntType) else _fsize(mt)
                 return Value(self._from_mem(ld, buf.dtype, True), True)
             offs = self.expr(off)
@@ -328,8 +334,8 @@ class FnGen:
             if self._access_kind(off) == "contiguous" and self.vvar in L.free_vars(off):
                 o = self.expr(L.substitute(off, {self.vvar: _LaneZero()}))
                 p = self.b.gep(base, [o.v], inbounds=True, source_etype=mt)
-                v = self._splat(val)
-                st = self.b.store(self._to_mem(v, buf.dtype, True), p)
+                v = self._to_mem(self._splat(val), buf.dtype, True)
+                st = self.b.store(v, self._typed(p, v.type))
                 st.align = mt.width // 8 if isinstance(mt, ir.IntType) else _fsize(mt)
                 return
             offs = self._splat(self.expr(off))
@@ -749,11 +755,13 @@ class FnGen:
     def _better(self, comb, x, cur, dt, last):
         B = self.b
         if dt.is_float:
-            # NaN wins (numpy argmax returns the first NaN)
+            # NaN wins (numpy argmax returns the first NaN; with select_last, the last one)
             xnan = B.fcmp_unordered("uno", x, x)
-            curnan = B.fcmp_unordered("uno", cur, cur)
             sym = (">=" if last else ">") if comb == "argmax" else ("<=" if last else "<")
-            cmpv = B.fcmp_ordered(sym, x, cur)
+            cmpv = B.fcmp_ordered(sym, x, cur)  # false when cur is NaN: a number never beats it
+            if last:
+                return B.or_(cmpv, xnan)
+            curnan = B.fcmp_unordered("uno", cur, cur)
             return B.and_(B.or_(cmpv, xnan), B.xor(curnan, _const_like(curnan.type, 1)))
         sym = (">=" if last else ">") if comb == "argmax" else ("<=" if last else "<")
         return B.icmp_signed(sym, x, cur) if dt.kind == "int" else B.icmp_unsigned(sym, x, cur)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dims
+from .. import loops as L
 from ..registry import Attr, op
 from ..types import TensorType
 from ._util import contiguous, norm_axis, require
+from .movement import scalar_of, wrap_index
 
 REDUCTIONS = ("none", "add", "mul", "max", "min")
 _UNKNOWN = dims.UNKNOWN
@@ -40,6 +42,16 @@ class Gather:
         a = axis % x.ndim
         return contiguous(np.take(x, _norm_index(indices, x.shape[a], "gather"), axis=a))
 
+    def lower(b, x, indices, axis):
+        a, k = axis % x.ndim, indices.ndim
+        shape = x.shape[:a] + indices.shape + x.shape[a + 1:]
+
+        def element(*i):
+            pos = wrap_index(indices[i[a:a + k]], x.shape[a])
+            return x[i[:a] + (pos,) + i[a + k:]]
+
+        return b.compute(shape, element, dtype=x.dtype)
+
 
 @op("gather_elements", inputs=("x", "indices"), attrs={"axis": Attr("int", 0)}, traits=("injective",))
 class GatherElements:
@@ -55,6 +67,14 @@ class GatherElements:
         a = axis % x.ndim
         idx = _norm_index(indices, x.shape[a], "gather_elements")
         return contiguous(_take_along(x, idx, a))
+
+    def lower(b, x, indices, axis):
+        a = axis % x.ndim
+
+        def element(*i):
+            return x[i[:a] + (wrap_index(indices[i], x.shape[a]),) + i[a + 1:]]
+
+        return b.compute(indices.shape, element, dtype=x.dtype)
 
 
 def _take_along(x, idx, a):
@@ -84,6 +104,17 @@ class GatherND:
         pos = tuple(_norm_index(ib[..., d], xb.shape[1 + d], "gather_nd") for d in range(k))
         out = xb[(np.arange(xb.shape[0])[:, None],) + pos]
         return contiguous(out.reshape(indices.shape[:-1] + x.shape[b + k:]))
+
+    def lower(b, x, indices, batch_dims):
+        nb, q = batch_dims, indices.ndim - 1
+        k = int(L.simplify(indices.shape[-1]).value)
+
+        def element(*i):
+            head = i[:q]  # position in indices[..., :]; its first nb entries are the batch indices
+            pos = tuple(wrap_index(indices[head + (L.Const(d),)], x.shape[nb + d]) for d in range(k))
+            return x[head[:nb] + pos + i[q:]]
+
+        return b.compute(indices.shape[:-1] + x.shape[nb + k:], element, dtype=x.dtype)
 
 
 _UFUNCS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
@@ -121,6 +152,19 @@ class ScatterElements:
         where[a] = idx
         return _scatter(x.copy(), tuple(where), updates, reduction)
 
+    def lower(b, x, indices, updates, axis, reduction):
+        a = axis % x.ndim
+
+        def body(kb, outs, ins):
+            out, xb, ib, ub = outs[0], *ins
+            ivars = [kb.var("s") for _ in ib.shape]
+            pos = list(ivars)
+            pos[a] = wrap_index(L.Load(ib, tuple(ivars)), out.shape[a])
+            scatter = _scatter_store(out, tuple(pos), L.Load(ub, tuple(ivars)), reduction)
+            return L.seq(_copy(kb, xb, out), _serial(zip(ivars, ib.shape), scatter))
+
+        return b.extern([(x.shape, x.dtype)], [x, indices, updates], body)[0]
+
 
 @op("scatter_nd", inputs=("x", "indices", "updates"), attrs={"reduction": Attr("str", "none", REDUCTIONS)})
 class ScatterND:
@@ -142,6 +186,22 @@ class ScatterND:
         where = tuple(_norm_index(flat[:, d], x.shape[d], "scatter_nd") for d in range(k))
         return _scatter(x.copy(), where, ups, reduction)
 
+    def lower(b, x, indices, updates, reduction):
+        k, q = int(L.simplify(indices.shape[-1]).value), indices.ndim - 1
+
+        def body(kb, outs, ins):
+            out, xb, ib, ub = outs[0], *ins
+            qv = [kb.var("s") for _ in range(q)]
+            rv = [kb.var("r") for _ in range(x.ndim - k)]
+            pv = [kb.var("p") for _ in range(k)]  # the index tuple, read once per update slice
+            store = _scatter_store(out, tuple(pv + rv), L.Load(ub, tuple(qv + rv)), reduction)
+            inner = _serial(zip(rv, out.shape[k:]), store)
+            for d in reversed(range(k)):
+                inner = L.Let(pv[d], wrap_index(L.Load(ib, tuple(qv) + (L.Const(d),)), out.shape[d]), inner)
+            return L.seq(_copy(kb, xb, out), _serial(zip(qv, ib.shape[:q]), inner))
+
+        return b.extern([(x.shape, x.dtype)], [x, indices, updates], body)[0]
+
 
 @op("nonzero", inputs=("x",))
 class NonZero:
@@ -152,6 +212,9 @@ class NonZero:
 
     def reference(x):
         return np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1)
+
+    def lower(b, x):
+        raise NotImplementedError("nonzero: the number of results depends on the data (data-dependent shape)")
 
 
 @op("range", inputs=("start", "limit", "delta"), attrs={"dims": Attr("dims", None)})
@@ -177,6 +240,19 @@ class Range:
         if s.dtype.kind in "iu":
             return (int(s) + int(d) * np.arange(n, dtype=np.int64)).astype(s.dtype)
         return (s.astype(np.float64) + d.astype(np.float64) * np.arange(n, dtype=np.float64)).astype(s.dtype)
+
+    def lower(b, start, limit, delta, dims):
+        if dims is None:
+            raise NotImplementedError("range without the 'dims' attribute: its length depends on the run-time "
+                                      "values of start, limit and delta (data-dependent shape)")
+        dt = start.dtype
+        wide = "f64" if dt.is_float else "i64"
+        s, d = L.cast(scalar_of(start), wide), L.cast(scalar_of(delta), wide)
+
+        def element(i):
+            return L.cast(s + d * L.cast(i, wide), dt)
+
+        return b.compute(b.dims(dims), element, dtype=dt)
 
 
 @op("unique", inputs=("x",), attrs={"axis": Attr("int", None), "sorted": Attr("bool", True)}, outputs=4)
@@ -213,3 +289,30 @@ class Unique:
             first, counts, inverse = first[order], counts[order], rank[inverse]
         y = np.take(data, first, axis=a)
         return (contiguous(y), first.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64))
+
+    def lower(b, x, axis, sorted):
+        raise NotImplementedError("unique: the number of distinct values depends on the data (data-dependent shape)")
+
+
+# ------------------------------------------------------------------------------------------ lowering
+_COMBINE = {"add": "add", "mul": "mul", "max": "max", "min": "min"}
+
+
+def _serial(loops, body):
+    """A serial loop nest (outer first) around ``body``: scatters keep the reference's order."""
+    for v, n in reversed(list(loops)):
+        body = L.For(v, n, body)
+    return body
+
+
+def _copy(kb, src, dst):
+    ivars = [kb.var("c") for _ in dst.shape]
+    return _serial(zip(ivars, dst.shape), L.Store(dst, tuple(ivars), L.Load(src, tuple(ivars))))
+
+
+def _scatter_store(out, pos, value, reduction):
+    """out[pos] = value, or combined with what is there; run in index order, so a repeated position
+    keeps the last update (reduction "none") or accumulates them all, as the reference does."""
+    if reduction != "none":
+        value = L.binary(_COMBINE[reduction], L.Load(out, pos), value)
+    return L.Store(out, pos, value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dims
+from .. import loops as L
 from ..registry import Attr, op
 from ..types import TensorType
 from ._util import contiguous, norm_axis, require
@@ -26,6 +27,9 @@ class Identity:
     def reference(x):
         return x.copy()
 
+    def lower(b, x):
+        return b.compute(x.shape, lambda *i: x[i], dtype=x.dtype)
+
 
 @op("reshape", inputs=("x",), attrs={"shape": Attr("dims")}, traits=("injective", "view"))
 class Reshape:
@@ -41,6 +45,9 @@ class Reshape:
 
     def reference(x, shape):
         return x.reshape(_concrete(shape, x.size))
+
+    def lower(b, x, shape):
+        return reshape_tensor(b, x, b.dims(shape))
 
 
 def _concrete(shape, size):
@@ -81,6 +88,12 @@ class ReshapeDynamic:
     def reference(x, shape, allowzero, dims):
         return x.reshape(resolve_shape(shape, x.shape, allowzero))
 
+    def lower(b, x, shape, allowzero, dims):
+        if dims is None:
+            raise NotImplementedError("reshape_dynamic without the 'dims' attribute: the result shape comes from "
+                                      "the run-time values of the shape operand (data-dependent)")
+        return reshape_tensor(b, x, b.dims(dims))
+
 
 def resolve_shape(target, in_shape, allowzero=False) -> tuple:
     """ONNX-style target shape with 0 (copy) and -1 (infer) placeholders -> concrete dims."""
@@ -108,6 +121,17 @@ class Shape:
     def reference(x, start, end):
         return np.array(x.shape[slice(start, end)], dtype=np.int64)
 
+    def lower(b, x, start, end):
+        picked = x.shape[slice(start, end)]  # constants, or expressions over the symbols
+
+        def element(i):
+            v = L.Const(0)
+            for k in reversed(range(len(picked))):
+                v = picked[k] if k == len(picked) - 1 else L.select(L.binary("eq", i, L.Const(k)), picked[k], v)
+            return v
+
+        return b.compute([len(picked)], element, dtype="i64")
+
 
 @op("transpose", inputs=("x",), attrs={"perm": Attr("ints")}, traits=("injective",))
 class Transpose:
@@ -118,6 +142,10 @@ class Transpose:
 
     def reference(x, perm):
         return contiguous(np.transpose(x, perm))
+
+    def lower(b, x, perm):
+        inv = [list(perm).index(j) for j in range(len(perm))]  # output axis of each input axis
+        return b.compute([x.shape[p] for p in perm], lambda *i: x[tuple(i[k] for k in inv)], dtype=x.dtype)
 
 
 @op("broadcast", inputs=("x",), attrs={"shape": Attr("dims")}, traits=("injective",))
@@ -146,6 +174,9 @@ class Broadcast:
             target.append(d)
         return contiguous(np.broadcast_to(x, target))
 
+    def lower(b, x, shape):
+        return broadcast_tensor(b, x, b.dims(shape))
+
 
 @op("broadcast_dynamic", inputs=("x", "shape"), attrs={"dims": Attr("dims", None)}, traits=("injective",))
 class BroadcastDynamic:
@@ -170,6 +201,16 @@ class BroadcastDynamic:
     def reference(x, shape, dims):
         target = np.broadcast_shapes(x.shape, tuple(int(d) for d in shape))
         return contiguous(np.broadcast_to(x, target))
+
+    def lower(b, x, shape, dims):
+        if dims is not None:
+            return broadcast_tensor(b, x, b.dims(dims))
+        n = L.simplify(shape.shape[0])
+        if not isinstance(n, L.Const) or int(n.value) > x.ndim or any(_is_one(d) for d in x.shape):
+            raise NotImplementedError("broadcast_dynamic without the 'dims' attribute: where the operand has a "
+                                      "dim of 1 (or fewer dims than the shape operand), the result dim is a "
+                                      "run-time value of the shape operand (data-dependent)")
+        return broadcast_tensor(b, x, x.shape)  # every dim of x stays: a copy
 
 
 @op("slice", inputs=("x",), attrs={"starts": Attr("ints"), "ends": Attr("ints"), "axes": Attr("ints"),
@@ -201,6 +242,29 @@ class Slice:
         for s, e, a, st in zip(starts, ends, axes, steps):
             idx[a % x.ndim] = slice(s, e, st)
         return contiguous(x[tuple(idx)])
+
+    def lower(b, x, starts, ends, axes, steps):
+        per_axis = {}  # axis -> (first index, step); as in the reference, a repeated axis: the last wins
+        for s, e, a, st in zip(starts, ends, axes, steps):
+            per_axis[a % x.ndim] = (s, e, st)
+        shape, first = list(x.shape), {}
+        for a, (s, e, st) in per_axis.items():
+            d = x.shape[a]
+            if isinstance(d, L.Const):
+                lo, hi, step = slice(s, e, st).indices(int(d.value))
+                shape[a], first[a] = L.Const(len(range(lo, hi, step))), (L.Const(lo), step)
+                continue
+            n = _symbolic_slice_len(_dim(d), s, e, st) if _dim(d) is not None else _UNKNOWN
+            if n == _UNKNOWN:
+                raise NotImplementedError(f"slice [{s}:{e}:{st}] of the symbolic dim {L.fmt_expr(d)} has a length "
+                                          f"known only at run time")
+            shape[a] = L.dim_expr(n)
+            first[a] = (L.simplify(d + s) if s < 0 else L.Const(s), 1)
+
+        def element(*i):
+            return x[tuple(first[a][0] + i[a] * first[a][1] if a in first else i[a] for a in range(x.ndim))]
+
+        return b.compute(shape, element, dtype=x.dtype)
 
 
 def _symbolic_slice_len(d, s, e, st):
@@ -252,6 +316,13 @@ class SliceDynamic:
             idx[int(a) % x.ndim] = slice(int(s), int(e), int(st))
         return contiguous(x[tuple(idx)])
 
+    def lower(b, x, starts, ends, axes_in=None, steps=None, *, axes):
+        n = L.simplify(starts.shape[0])
+        if axes_in is None and (axes is not None and len(axes) == 0 or axes is None and _is_zero(n)):
+            return b.compute(x.shape, lambda *i: x[i], dtype=x.dtype)  # nothing sliced: a copy
+        raise NotImplementedError("slice_dynamic: the sliced dims depend on the run-time values of starts/ends "
+                                  "(data-dependent result shape)")
+
 
 @op("concat", inputs=("*xs",), attrs={"axis": Attr("int")}, traits=("injective",))
 class Concat:
@@ -270,6 +341,40 @@ class Concat:
 
     def reference(*xs, axis):
         return np.concatenate(xs, axis=axis)
+
+    def lower(b, *xs, axis):
+        a = axis % xs[0].ndim
+        total = L.Const(0)
+        for t in xs:
+            total = L.simplify(total + t.shape[a])
+        shape = list(xs[0].shape)
+        shape[a] = total
+        parts, offset = [], L.Const(0)
+        for t in xs:
+            if not _is_zero(t.shape[a]):
+                parts.append((t, offset))
+            offset = L.simplify(offset + t.shape[a])
+        if not parts:
+            return b.compute(shape, lambda *i: L.const(0, xs[0].dtype), dtype=xs[0].dtype)
+
+        def element(*i):
+            j = i[a]
+
+            def read(k):  # part k at the concat position j, its index clamped into range: select reads both sides
+                t, off = parts[k]
+                pos = j - off
+                if k + 1 < len(parts):
+                    pos = L.minimum(pos, t.shape[a] - 1)
+                if k > 0:
+                    pos = L.maximum(pos, L.Const(0))
+                return t[tuple(pos if d == a else i[d] for d in range(len(i)))]
+
+            v = read(len(parts) - 1)
+            for k in range(len(parts) - 2, -1, -1):
+                v = L.select(L.binary("lt", j, parts[k + 1][1]), read(k), v)
+            return v
+
+        return b.compute(shape, element, dtype=xs[0].dtype)
 
 
 PAD_MODES = ("constant", "reflect", "edge", "wrap")
@@ -297,6 +402,9 @@ class Pad:
     def reference(x, value, pads, mode):
         return pad_array(x, value, pads, mode)
 
+    def lower(b, x, value=None, *, pads, mode):
+        return pad_tensor(b, x, value, pads, mode)
+
 
 @op("pad_dynamic", inputs=("x", "pads", "value?"), attrs={"mode": Attr("str", "constant", PAD_MODES)},
     traits=("injective",))
@@ -310,6 +418,12 @@ class PadDynamic:
     def reference(x, pads, value, mode):
         return pad_array(x, value, [int(p) for p in pads], mode)
 
+    def lower(b, x, pads, value=None, *, mode):
+        if x.ndim:
+            raise NotImplementedError("pad_dynamic: every result dim depends on the run-time pads "
+                                      "(data-dependent result shape)")
+        return b.compute((), lambda: x[()], dtype=x.dtype)
+
 
 def pad_array(x, value, pads, mode):
     r = x.ndim
@@ -322,3 +436,162 @@ def pad_array(x, value, pads, mode):
         return contiguous(np.pad(x, width, mode="constant", constant_values=v))
     require(x.size > 0 or not any(w != (0, 0) for w in width), f"pad: cannot {mode}-pad an empty tensor")
     return contiguous(np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode]))
+
+
+# ------------------------------------------------------------------------------------------ lowering
+# Helpers shared by the movement, indexing and image lowerings. A select evaluates both sides, so
+# every load stays in bounds: indices are clamped into range (the unused side reads a valid element).
+def _is_one(e) -> bool:
+    return isinstance(e, L.Const) and e.value == 1
+
+
+def _is_zero(e) -> bool:
+    return isinstance(e, L.Const) and e.value == 0
+
+
+def _dim(e):
+    """A loop-IR dim expression back to a kiln dim (int or polynomial string), or None."""
+    e = L.simplify(e)
+    if isinstance(e, L.Const):
+        return int(e.value)
+    if isinstance(e, L.Var):
+        return e.name
+    if isinstance(e, L.Bin) and e.op in ("add", "sub", "mul"):
+        a, c = _dim(e.a), _dim(e.b)
+        if a is None or c is None:
+            return None
+        return {"add": dims.add, "sub": dims.sub, "mul": dims.mul}[e.op](a, c)
+    return None
+
+
+def clamp(e, lo, hi):
+    """``e`` clamped into [lo, hi] (lo wins when the range is empty)."""
+    return L.maximum(L.minimum(e, L.as_expr(hi)), L.as_expr(lo))
+
+
+def wrap_index(e, n):
+    """An index operand (any int dtype) as an int64 position on an axis of size ``n``: negatives count
+    from the end, as in the references; out of range clamps to the nearest end (never a wild load)."""
+    i = L.cast(e, "i64")
+    i = L.select(L.binary("lt", i, L.Const(0)), i + n, i)
+    return clamp(i, L.Const(0), L.simplify(n - 1))
+
+
+def scalar_of(t):
+    """The one element of a scalar-like tensor (rank 0 or shape [1, ...])."""
+    return t[tuple(L.Const(0) for _ in range(t.ndim))]
+
+
+def broadcast_index(x, out_shape, idx) -> tuple:
+    """Index of ``x`` read for output index ``idx`` when x broadcasts to ``out_shape`` (trailing dims align).
+    A dim of x that is neither 1 nor provably the output's dim decides at run time."""
+    lead = len(out_shape) - x.ndim
+    out = []
+    for j, xd in enumerate(x.shape):
+        od, i = out_shape[lead + j], idx[lead + j]
+        if _is_one(xd):
+            out.append(L.Const(0))
+        elif xd == od or _dim(xd) is not None and _dim(xd) == _dim(od):
+            out.append(i)
+        else:
+            out.append(L.select(L.binary("eq", xd, L.Const(1)), L.Const(0), i))
+    return tuple(out)
+
+
+def broadcast_tensor(b, x, shape):
+    shape = tuple(shape)
+    return b.compute(shape, lambda *i: x[broadcast_index(x, shape, i)], dtype=x.dtype)
+
+
+def _reshape_groups(ins, outs):
+    """Pair runs of input and output dims (1s left out) whose products are equal, as lists of positions:
+    a merge or a split stays within its run, so most dims keep plain (affine) indices. None if the dims
+    do not pair up that way."""
+    ii = [k for k, d in enumerate(ins) if d != 1]
+    oo = [k for k, d in enumerate(outs) if d != 1]
+    groups, i, j = [], 0, 0
+    while i < len(ii) and j < len(oo):
+        gi, go, pi, po = [ii[i]], [oo[j]], ins[ii[i]], outs[oo[j]]
+        i, j = i + 1, j + 1
+        while pi != po:
+            if dims.div_exact(po, pi) is not None and i < len(ii):
+                gi.append(ii[i])
+                pi, i = dims.mul(pi, ins[ii[i]]), i + 1
+            elif dims.div_exact(pi, po) is not None and j < len(oo):
+                go.append(oo[j])
+                po, j = dims.mul(po, outs[oo[j]]), j + 1
+            else:
+                return None
+        groups.append((gi, go))
+    if i < len(ii) or j < len(oo) or 0 in ins or 0 in outs:
+        return None
+    return groups
+
+
+def _regroup(out_idx, out_dims, in_dims) -> list:
+    """Row-major: the input indices (over ``in_dims``) of the element at ``out_idx`` (over ``out_dims``)."""
+    lin = L.Const(0)
+    for o, d in zip(out_idx, out_dims):
+        lin = lin * d + o
+    res, stride = [], L.Const(1)
+    for k in range(len(in_dims) - 1, -1, -1):
+        v = lin if _is_one(stride) else L.binary("floordiv", lin, stride)
+        res.append(v if k == 0 else L.binary("mod", v, in_dims[k]))
+        stride = L.simplify(stride * in_dims[k])
+    return res[::-1]
+
+
+def reshape_tensor(b, x, shape):
+    """x's elements, row-major, in ``shape`` (loop-IR dims)."""
+    shape = tuple(shape)
+    ins, outs = [_dim(d) for d in x.shape], [_dim(d) for d in shape]
+    groups = None if None in ins or None in outs else _reshape_groups(ins, outs)
+    if groups is None:
+        groups = [(list(range(x.ndim)), list(range(len(shape))))]
+
+    def element(*i):
+        idx = [L.Const(0)] * x.ndim
+        for gi, go in groups:
+            for k, v in zip(gi, _regroup([i[k] for k in go], [shape[k] for k in go], [x.shape[k] for k in gi])):
+                idx[k] = v
+        return x[tuple(idx)]
+
+    return b.compute(shape, element, dtype=x.dtype)
+
+
+def pad_tensor(b, x, value, pads, mode):
+    r = x.ndim
+    fill = L.const(0, x.dtype) if value is None else scalar_of(value)
+    shape = [L.simplify(x.shape[k] + (pads[k] + pads[k + r])) for k in range(r)]
+
+    def element(*o):
+        idx, inside = [], None
+        for k in range(r):
+            lo, hi = pads[k], pads[k + r]
+            cut_lo, pad_lo, pad_hi = max(-lo, 0), max(lo, 0), max(hi, 0)
+            n = L.simplify(x.shape[k] - cut_lo - max(-hi, 0))  # the cropped length
+            t = o[k] - pad_lo  # position in the cropped axis
+            if pad_lo == 0 and pad_hi == 0:
+                pass
+            elif mode == "constant":
+                conds = ([L.binary("ge", t, L.Const(0))] if pad_lo else []) + \
+                        ([L.binary("lt", t, n)] if pad_hi else [])
+                for c in conds:
+                    inside = c if inside is None else L.binary("and", inside, c)
+                t = L.minimum(t, L.simplify(n - 1)) if pad_hi else t
+                t = L.maximum(t, L.Const(0)) if pad_lo else t
+            elif mode == "edge":
+                t = L.maximum(L.minimum(t, L.simplify(n - 1)), L.Const(0))
+            elif mode == "wrap":
+                t = L.binary("mod", t, n)
+            elif _is_one(n):  # reflect of a single element
+                t = L.Const(0)
+            else:  # reflect: period 2 * (n - 1), mirrored without repeating the edge
+                p = L.simplify(2 * (n - 1))
+                m = L.binary("mod", t, p)
+                t = L.select(L.binary("lt", m, n), m, p - m)
+            idx.append(t + cut_lo)
+        v = x[tuple(idx)]
+        return v if inside is None else L.select(inside, v, fill)
+
+    return b.compute(shape, element, dtype=x.dtype)

@@ -15,6 +15,8 @@ import ml_dtypes
 import numpy as np
 
 from .. import dims
+from .. import loops as L
+from ..lowering import Tensor
 from ..registry import Attr, OpDef, register
 from ..types import TensorType
 from ._util import norm_axes, norm_axis, require
@@ -98,6 +100,93 @@ def _check_dtype(name, kind, x: TensorType):
     require(x.dtype.name != "bool" or kind in ("max", "min"), f"{name} does not accept bool")
 
 
+# ------------------------------------------------------------------------------------------ lowering
+# A reduction lowers to one loop-IR ``Reduce`` per output element (the compiler hoists it to the loop
+# level where its operands are known, so softmax / layer-norm chains stay in one kernel). sum, prod
+# and mean of floats accumulate in f64 and round once, as the reference does; mean divides by the
+# element count, a run-time value when a reduced dim is symbolic. Ints wrap in their own width
+# (what the reference's int64 accumulation gives after its cast back); max / min are exact in any
+# width and propagate NaN.
+_F64 = "f64"
+
+
+def _copy(b, x):
+    """The identity (no axes to reduce): a fresh tensor reading ``x``."""
+    return b.compute(x.shape, lambda *i: x[i], dtype=x.dtype)
+
+
+def _reduced_dims(x, ax, keepdims):
+    return [L.Const(1) if d in ax else s for d, s in enumerate(x.shape)] if keepdims else \
+        [s for d, s in enumerate(x.shape) if d not in ax]
+
+
+def _source_index(ndim, ax, keepdims, idx, ridx):
+    """The operand index for output index ``idx`` and reduction index ``ridx`` (over axes ``ax``)."""
+    out, it, rit = [], iter(idx), iter(ridx)
+    for d in range(ndim):
+        if d in ax:
+            out.append(next(rit))
+            if keepdims:
+                next(it)  # the kept size-1 dim
+        else:
+            out.append(next(it))
+    return tuple(out)
+
+
+def lower_reduction(b, kind: str, x, ax: tuple, keepdims: bool):
+    """``reduce_<kind>`` of tensor ``x`` over the normalised, non-empty axes ``ax``."""
+    dt = x.dtype
+    wide = (kind in ("sum", "prod", "mean") and dt.is_float) or kind == "mean"
+    acc_dt = _F64 if wide else dt
+    comb = "sum" if kind == "mean" else kind
+    rshape = [x.shape[a] for a in ax]
+    red = b.reduce(_reduced_dims(x, ax, keepdims), rshape,
+                   lambda idx, r: L.cast(x[_source_index(x.ndim, ax, keepdims, idx, r)], acc_dt), comb)
+    if not wide:
+        return red
+    count = L.Const(1)
+    for s in rshape:
+        count = count * s
+    count = L.simplify(count)
+    n = L.const(count.value, _F64) if isinstance(count, L.Const) else L.cast(count, _F64)
+
+    def element(*i):
+        v = red[i]
+        if kind == "mean":
+            v = L.binary("div", v, n)
+        return L.cast(v, dt)
+
+    # still a reduction to the compiler: it materialises or hoists it like the Reduce inside
+    return Tensor(red.shape, dt, element, kind="reduce")
+
+
+def _lower_static(kind):
+    def lower(b, x, axes, keepdims):
+        if x.ndim == 0:
+            return _copy(b, x)
+        ax = norm_axes(axes, x.ndim)
+        if not ax:
+            return _copy(b, x)
+        return lower_reduction(b, kind, x, ax, keepdims)
+    return lower
+
+
+def _lower_dynamic(kind):
+    name = f"reduce_{kind}_dynamic"
+
+    def lower(b, x, axes, keepdims, noop_with_empty_axes):
+        n = axes.shape[0] if axes.ndim == 1 else None
+        if isinstance(n, L.Const) and n.value == 0:  # the result's shape is known: lower it
+            if noop_with_empty_axes or x.ndim == 0:
+                return _copy(b, x)
+            return lower_reduction(b, kind, x, tuple(range(x.ndim)), keepdims)
+        raise NotImplementedError(
+            f"{name}: the reduced axes are a run-time operand, so the result's shape is known only at "
+            f"run time and compiled kernels need it at compile time; use reduce_{kind} with constant axes")
+
+    return lower
+
+
 def _make(kind, fn):
     name = f"reduce_{kind}"
 
@@ -106,7 +195,7 @@ def _make(kind, fn):
         return TensorType(x.dtype, _reduced_shape(x, axes, keepdims))
 
     return OpDef(name, ("x",), {"axes": Attr("ints"), "keepdims": Attr("bool", True)}, 1, infer,
-                 _static_ref(kind, fn), frozenset({"reduction"}),
+                 _static_ref(kind, fn), frozenset({"reduction"}), lower=_lower_static(kind),
                  doc=f"{kind} over the listed axes (none listed: the identity)")
 
 
@@ -127,7 +216,7 @@ def _make_dynamic(kind, fn):
 
     return OpDef(name, ("x", "axes"), {"keepdims": Attr("bool", True),
                                        "noop_with_empty_axes": Attr("bool", False)}, 1, infer,
-                 _dynamic_ref(kind, fn), frozenset({"reduction"}),
+                 _dynamic_ref(kind, fn), frozenset({"reduction"}), lower=_lower_dynamic(kind),
                  doc=f"reduce_{kind} over run-time axes (empty: every axis, or none with noop_with_empty_axes)")
 
 
@@ -155,9 +244,21 @@ def _arg_ref(fn):
     return run
 
 
+def _arg_lower(combiner):
+    """One ``Reduce`` with the arg combiner per output element: the first extreme index (the last
+    with select_last_index); a NaN counts as the extreme, as numpy's argmax / argmin have it."""
+
+    def lower(b, x, axis, keepdims, select_last_index):
+        a = axis % x.ndim
+        return b.reduce(_reduced_dims(x, (a,), keepdims), [x.shape[a]],
+                        lambda idx, r: x[_source_index(x.ndim, (a,), keepdims, idx, r)], combiner,
+                        select_last=select_last_index)
+    return lower
+
+
 for _n, _f in (("argmax", np.argmax), ("argmin", np.argmin)):
     register(OpDef(_n, ("x",), {"axis": Attr("int"), "keepdims": Attr("bool", True),
                                 "select_last_index": Attr("bool", False)}, 1,
-                   _arg_infer, _arg_ref(_f), frozenset({"reduction"}),
+                   _arg_infer, _arg_ref(_f), frozenset({"reduction"}), lower=_arg_lower(_n),
                    doc=f"{_n} along one axis, int64 indices; ties give the first index "
                        f"(the last with select_last_index)"))

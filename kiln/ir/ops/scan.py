@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dims
+from .. import loops as L
+from ..lowering import _parallelize
 from ..registry import Attr, OpDef, op, register
 from ..types import TensorType
 from ._util import norm_axis, require
@@ -55,7 +57,88 @@ def _dyn_check(name, x: TensorType, axis: TensorType):
             f"{name}: axis operand must be an integer scalar, got {axis}")
 
 
-def _register_scan(name, fn, identity, what):
+# ------------------------------------------------------------------------------------------ lowering
+# Scans and top-k are written as loop IR over buffers (``b.extern``): one row along the axis is a
+# sequential loop, the other dims are loops around it, the outermost of them parallel when there is
+# enough work (outer loops fused first when short, as for every kernel).
+PARALLEL_MIN = 1 << 14
+
+
+def _rows(kb, shape, axis: int, row_body, extra_work: int = 1) -> L.Stmt:
+    """Loops over every dim of ``shape`` but ``axis`` around ``row_body(index)``, where ``index(p)``
+    is the full index of position ``p`` along the axis in the current row."""
+    ivars = {d: kb.var("i") for d in range(len(shape)) if d != axis}
+
+    def index(p):
+        return tuple(p if d == axis else ivars[d] for d in range(len(shape)))
+
+    body = row_body(index)
+    loops = [(ivars[d], shape[d]) for d in range(len(shape)) if d != axis]
+    for v, n in reversed(loops):
+        body = L.For(v, n, body)
+    work = loops + [(kb.var("w"), shape[axis]), (kb.var("w"), L.Const(extra_work))]
+    return L.simplify_stmt(_parallelize(body, work, PARALLEL_MIN, kb))
+
+
+def _scan_body(combiner: str, axis: int, exclusive: bool, reverse: bool):
+    """The statement body of a cumulative ``combiner`` (add or mul) along ``axis``: a running
+    accumulator (f64 for floats, as the reference accumulates; ints wrap in their own width)."""
+
+    def body(kb, outs, ins):
+        (out,), (src,) = outs, ins
+        dt = src.dtype
+        acc_dt = L.as_expr(0.0).dtype if dt.is_float else dt
+        n = src.shape[axis]
+
+        def row(index):
+            acc = L.Buffer(kb.var("acc").name, acc_dt, [1], scope="local")
+            k = kb.var("k")
+            pos = (n - 1 - k) if reverse else k
+            cur = acc[0]
+            nxt = L.binary(combiner, cur, L.cast(src[index(pos)], acc_dt))
+            if exclusive:  # the result leaves the element itself out: store, then accumulate
+                step = L.seq(L.Store(out, index(pos), L.cast(cur, dt)), L.Store(acc, (L.Const(0),), nxt))
+            else:
+                t = kb.var("s", acc_dt)
+                step = L.Let(t, nxt, L.seq(L.Store(acc, (L.Const(0),), t), L.Store(out, index(pos), L.cast(t, dt))))
+            start = L.const(0 if combiner == "add" else 1, acc_dt)
+            return L.Alloc(acc, L.seq(L.Store(acc, (L.Const(0),), start), L.For(k, n, step)))
+
+        return _rows(kb, src.shape, axis, row)
+
+    return body
+
+
+def _lower_scan(combiner: str):
+    def lower(b, x, axis, exclusive, reverse):
+        a = axis % x.ndim
+        return b.extern([(x.shape, x.dtype)], [x], _scan_body(combiner, a, exclusive, reverse))[0]
+    return lower
+
+
+def constant_scalar(t):
+    """The value of a one-element tensor when it is a compile-time constant, else None."""
+    try:
+        e = t[tuple(L.Const(0) for _ in t.shape)]
+    except RuntimeError:  # an extern's result: known only once computed
+        return None
+    return int(e.value) if isinstance(e, L.Const) else None
+
+
+def _lower_scan_dynamic(name, combiner):
+    def lower(b, x, axis, exclusive, reverse):
+        a = constant_scalar(axis)
+        if a is None:
+            raise NotImplementedError(
+                f"{name}: the scan axis is a run-time value; compiled kernels need it at compile time "
+                f"(make the axis operand a constant, or use {name[:-len('_dynamic')]})")
+        if not -x.ndim <= a < x.ndim:
+            raise NotImplementedError(f"{name}: axis {a} is out of range for rank {x.ndim}")
+        return _lower_scan(combiner)(b, x, a, exclusive, reverse)
+    return lower
+
+
+def _register_scan(name, fn, identity, what, combiner):
     """``name`` (axis attribute) and ``name_dynamic`` (axis operand) for one cumulative op."""
 
     def infer(x: TensorType, axis, exclusive, reverse):
@@ -73,13 +156,15 @@ def _register_scan(name, fn, identity, what):
     def reference_dynamic(x, axis, exclusive, reverse):
         return _scan(fn, identity, x, _axis_of(axis), exclusive, reverse)
 
-    register(OpDef(name, ("x",), _SCAN_ATTRS, 1, infer, reference, doc=f"running {what} along axis"))
+    register(OpDef(name, ("x",), _SCAN_ATTRS, 1, infer, reference, lower=_lower_scan(combiner),
+                   doc=f"running {what} along axis"))
     register(OpDef(f"{name}_dynamic", ("x", "axis"), _DYN_ATTRS, 1, infer_dynamic, reference_dynamic,
+                   lower=_lower_scan_dynamic(f"{name}_dynamic", combiner),
                    doc=f"{name} along a run-time axis (an integer scalar operand)"))
 
 
-_register_scan("cumsum", np.cumsum, 0, "sum")
-_register_scan("cumprod", np.cumprod, 1, "product")
+_register_scan("cumsum", np.cumsum, 0, "sum", "add")
+_register_scan("cumprod", np.cumprod, 1, "product", "mul")
 
 
 def _topk(x, k, axis, largest):
