@@ -174,7 +174,7 @@ class CompiledModel:
             self._check_names(feeds)
         arrays = [_as_input(spec, npdt, feeds[spec.name]) for spec, npdt in zip(self._inputs, self._in_np)]
         env = self._plan.bind([a.shape for a in arrays])
-        syms = np.array([env[s] for s in self._symbols] or [0], dtype=np.int64)
+        syms = np.array([env[s] for s in self._symbols], dtype=np.int64)
         outputs = [np.empty(shape, dtype=npdt) for shape, npdt in zip(self._plan.output_shapes_for(env), self._out_np)]
         self._executor.run(arrays, outputs, syms)
         return outputs
