@@ -26,6 +26,13 @@ from ..ir import loops as L
 from ..ir.lowering import fuse_loops, static
 
 
+def lanes_of(nr: int) -> int:
+    for lanes in (16, 8, 4):
+        if nr % lanes == 0:
+            return lanes
+    return 1
+
+
 def choose_tiles(spec, caps):
     """(mr, nr) from the vector width: as many accumulators as the register file holds."""
     lanes = caps.lanes(spec.dtype)
@@ -153,24 +160,33 @@ def _tiles(spec, b, value, r, ivars, out_buf, bv, mr, nr, a_fn, b_fn):
     M, N, K = spec.M, spec.N, spec.K
     NT, MT = L.simplify(N // nr), L.simplify(M // mr)
     nt, mt, k = b.var("nt"), b.var("mt"), b.var("kk")
-    i, j = b.var("ii"), b.var("jj")
+    i, jo, ji = b.var("ii"), b.var("jo"), b.var("ji")
+    lanes = lanes_of(nr)
+    nvec = nr // lanes
+    j = jo * lanes + ji
     acc = L.Buffer("acc", spec.dtype, (mr, nr), scope="local")
     m_of = mt * mr + i
     n_of = nt * nr + j
     bidx = tuple(bv)
     zero = L.const(0, spec.dtype)
-    init = L.For(i, L.Const(mr), L.For(j, L.Const(nr), L.Store(acc, (i, j), zero), "vectorized"), "unrolled")
+
+    def over_tile(body, i_inside=False):
+        """unrolled rows x unrolled vectors x vectorized lanes (rows innermost when i_inside)"""
+        if i_inside:
+            return L.For(jo, L.Const(nvec), L.For(ji, L.Const(lanes), body, "vectorized"), "unrolled")
+        return L.For(i, L.Const(mr), L.For(jo, L.Const(nvec), L.For(ji, L.Const(lanes), body, "vectorized"),
+                                           "unrolled"), "unrolled")
+
+    init = over_tile(L.Store(acc, (i, j), zero))
     bk = b.var("bk", spec.dtype)
-    step = L.For(j, L.Const(nr), L.Let(bk, b_fn(bidx, k, n_of), L.For(
-        i, L.Const(mr), L.Store(acc, (i, j), L.binary("add", acc[i, j], L.binary("mul", a_fn(bidx, m_of, k), bk))),
-        "unrolled")), "vectorized")
+    fma = L.Store(acc, (i, j), L.binary("add", acc[i, j], L.binary("mul", a_fn(bidx, m_of, k), bk)))
+    step = over_tile(L.Let(bk, b_fn(bidx, k, n_of), L.For(i, L.Const(mr), fma, "unrolled")), i_inside=True)
     kloop = L.For(k, K, step)
     env = {iv.name: e for iv, e in zip(ivars, spec.out_index(bidx, m_of, n_of))}
     epi_value = L.map_expr(value, lambda x: acc[i, j] if x == r else None)
     epi_value = L.substitute(epi_value, env)
     out_index = tuple(L.substitute(iv, env) for iv in ivars)
-    store = L.For(i, L.Const(mr), L.For(j, L.Const(nr), L.Store(out_buf, out_index, epi_value), "vectorized"),
-                  "unrolled")
+    store = over_tile(L.Store(out_buf, out_index, epi_value))
     tile = L.Alloc(acc, L.seq(init, kloop, store))
     body = L.For(mt, MT, tile)
     # the parallel loop: batch dims and column panels fused
