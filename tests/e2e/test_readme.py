@@ -23,3 +23,47 @@ def test_readme_python_example_runs(capsys):
         os.chdir(cwd)
     out = capsys.readouterr().out
     assert "simplify" in out and "[" in out.splitlines()[-1]
+
+
+def _block(heading: str, lang: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split(heading, 1)[1]
+    return re.search(rf"```{lang}\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_compile_example_runs(tmp_path, capsys):
+    code = _block("## Compile for the CPU", "python")
+    assert len(code.strip().splitlines()) <= 12
+    (tmp_path / "examples").symlink_to(ROOT / "examples")  # the example writes tiny_cnn.kiln into the cwd
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    out = capsys.readouterr().out
+    assert "<CompiledModel cpu" in out and "[" in out.splitlines()[-1]
+    assert (tmp_path / "tiny_cnn.kiln").exists()
+
+
+def test_readme_c_example_runs(tmp_path):
+    import shutil
+    import subprocess
+    import zipfile
+
+    import numpy as np
+
+    import kiln
+
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    model = kiln.compile(str(ROOT / "examples" / "tiny_cnn.onnx"))
+    model.save(tmp_path / "model.kiln")
+    zipfile.ZipFile(tmp_path / "model.kiln").extractall(tmp_path)
+    (tmp_path / "main.c").write_text(_block("### The artifact", "c"))
+    subprocess.run(["cc", "-O1", "main.c", "./model.so", "-Wl,-rpath,$ORIGIN", "-o", "main"], cwd=tmp_path,
+                   check=True, capture_output=True)
+    r = subprocess.run(["./main"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    (probs,) = model(np.full((2, 3, 32, 32), 0.5, np.float32))
+    assert abs(float(r.stdout) - float(probs[0, 0])) < 1e-5
