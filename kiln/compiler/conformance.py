@@ -81,10 +81,34 @@ def run_case(case, target: str = "cpu", num_threads: int = 1) -> CaseResult:
     return CaseResult(case.name, "pass", "", ops)
 
 
+_WARM: set = set()
+
+
+def warm_up(target: str = "cpu") -> None:
+    """Compile one tiny model in this process, once: the forked children then start with the compiler's
+    modules imported and LLVM initialized (a cold start costs each case about a second)."""
+    if target in _WARM:
+        return
+    _WARM.add(target)
+    try:
+        from onnx import TensorProto, helper
+
+        from .compile import compile as kiln_compile
+
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])
+        g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "warm_up", [x], [y])
+        kiln_compile(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), target=target,
+                     num_threads=1, progress=False)
+    except Exception:  # noqa: BLE001 - only an optimization; the cases report their own errors
+        pass
+
+
 def run_case_isolated(case, target: str = "cpu", num_threads: int = 1, timeout: float = DEFAULT_TIMEOUT) -> CaseResult:
     """:func:`run_case` in a forked child: crashes and hangs are results, not the end of the run."""
     if not hasattr(os, "fork"):
         return run_case(case, target, num_threads)
+    warm_up(target)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: run, send the pickled result, leave without any clean-up
@@ -168,7 +192,8 @@ def run_all(cases, target: str = "cpu", workers: int = 2, num_threads: int = 1, 
     _POOL_OPTS.clear()
     _POOL_OPTS.update(opts)
     results = {}
-    ctx = mp.get_context("fork")  # the workers inherit the collected cases
+    warm_up(target)
+    ctx = mp.get_context("fork")  # the workers inherit the collected cases and the warm compiler
     with ctx.Pool(workers) as pool:
         for i, res in enumerate(pool.imap_unordered(_pool_run, [c.name for c in cases])):
             results[res.name] = res
