@@ -170,8 +170,15 @@ def model_inputs(model, symbols: dict, seed: int = 0, files=(), random: bool = T
 # ------------------------------------------------------------------------------------------ printing
 
 def _fmt_bytes(n) -> str:
-    if not isinstance(n, (int, float)):
-        return f"{n} B"
+    if not isinstance(n, (int, float)):  # a polynomial in the symbols: show it, and its value with each at 1
+        try:
+            from ..ir import dims as _dims
+
+            syms = sorted(_dims.symbols(n))
+            at_one = _dims.evaluate(n, {s: 1 for s in syms})
+        except Exception:  # noqa: BLE001
+            return f"{n} B"
+        return f"{n} B ({_fmt_bytes(at_one)} at {', '.join(f'{s}=1' for s in syms)})"
     for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if n >= size:
             return f"{n / size:.2f} {unit}"
