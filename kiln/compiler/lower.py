@@ -124,6 +124,13 @@ class _Lowerer:
             self.env[node.outputs[0]] = placeholder(buf)
             return
         attrs = dict(node.attrs)
+        # an op that is not elementwise/injective reads its operands many times or through its own
+        # buffers (pads, im2col, windows): operands holding a reduction or a contraction are computed
+        # first, once, by their own (tiled) kernels with their epilogues
+        if not ({"elementwise", "injective"} & set(opdef.traits)):
+            for v, t in zip(node.inputs, ins):
+                if t is not None and t.kind not in ("buffer", "extern") and _has_reduce(t):
+                    self._emit(v, t)
         try:
             outs = opdef.lower(self.b, *ins, **attrs)
         except (errors.KilnError, NotImplementedError) as e:
@@ -137,20 +144,32 @@ class _Lowerer:
             self.value_of_tensor[id(t)] = v
             self.env[v] = t
         contraction = "contraction" in opdef.traits
+        # a reduction does not inline a contraction: its operands that hold one get buffers first
+        # (the pooled relu(conv) is computed once by the conv's tiled kernel, epilogue included);
+        # other reductions stay inlined, hoisted to the loop level where their operands are known
+        # (softmax's max and sum, layer norm's mean and variance: one kernel)
+        if not contraction and any(t.kind == "reduce" for t in outs if isinstance(t, Tensor)):
+            for v, t in zip(node.inputs, ins):
+                if t is not None and t.kind not in ("buffer", "extern") and _has_reduce(t, self.b.gemms):
+                    self._emit(v, t)
         # operands of a contraction are read many times: give them buffers
         if contraction:
             for v, t in zip(node.inputs, ins):
                 if t is not None and t.kind not in ("buffer",) and not _is_const_fn(t):
                     self._emit(v, t)
+        direct = {}
         for v, t in zip(node.outputs, outs):
             if v in self.outputs:  # written straight into the caller's output buffer
                 i = self.outputs[v]
                 buf = self._buffer(f"out{i}_{v}", self.g.type_of(v))
                 self.home[id(buf)] = ("output", i, v)
-                if t.kind == "extern":
-                    self._emit(v, t)
-                else:
-                    self._emit(v, t, out_buf=buf)
+                direct[v] = buf
+                if t.kind == "extern":  # the extern's kernel writes every such result itself
+                    op, k = t.meta["extern"]
+                    op.out_bufs = {**getattr(op, "out_bufs", {}), k: buf}
+        for v, t in zip(node.outputs, outs):
+            if v in direct:
+                self._emit(v, t, out_buf=direct[v])
             elif v and self._must_materialize(v, t):
                 self._emit(v, t)
 
@@ -182,6 +201,16 @@ class _Lowerer:
             self.home[id(out_buf)] = ("workspace", v)
         from ..passes.tiling import gemm_kernel
 
+        # two contractions meeting in one epilogue (a residual add of two convs): the first gets its own
+        # kernel, the second carries the add
+        if self.opt_level >= 1:
+            probe = t[tuple(L.Var(f"__g{k}") for k in range(t.ndim))]
+            gemms = [n for n in L.walk(probe) if isinstance(n, L.Reduce) and n in self.b.gemms]
+            for r in gemms[:-1]:
+                owner = self._tensor_of_reduce(r)
+                if owner is not None and owner is not t:
+                    self._tmp += 1
+                    self._emit(owner.origin or f"{v}_g{self._tmp}", owner)
         body = gemm_kernel(t, out_buf, self.b, self.caps) if self.opt_level >= 1 else None
         attempts = 0
         while body is None:
@@ -194,29 +223,24 @@ class _Lowerer:
                 inner = self._tensor_of_reduce(h.reduce_expr)
                 if inner is None or inner is t:
                     raise CompileError(f"cannot schedule the reduction feeding '{v}'") from None
-                self._emit(inner.origin or f"{v}_r", inner)
+                self._tmp += 1
+                self._emit(inner.origin or f"{v}_r{self._tmp}", inner)
         self._add_kernel(body, [out_buf], v)
         t.fn = placeholder(out_buf).fn
         t.kind, t.buffer = "buffer", out_buf
 
     def _tensor_of_reduce(self, r: L.Reduce):
-        # find the env tensor whose element expressions produce this reduction: its Reduce, or one
-        # wrapped in a cast or a division (a mean, a sum accumulated in a wider dtype); reductions
-        # are told apart by their axis variables, which are fresh for each one
-        key = (r.combiner, tuple(v.name for v, _ in r.axes))
-        for v, t in self.env.items():
-            if t.kind == "reduce":
-                try:
-                    e = t[tuple(L.Var(f"__p{k}") for k in range(t.ndim))]
-                except Exception:
-                    continue
-                for node in L.walk(e):
-                    if isinstance(node, L.Reduce) and (node.combiner, tuple(x.name for x, _ in node.axes)) == key:
-                        return t
-        return None
+        t = self.b.reduce_owner.get(r)
+        if t is None or t.kind == "buffer":
+            return None
+        return t
 
     def _emit_extern(self, v, t: Tensor, out_buf):
         op, k = t.meta["extern"]
+        if getattr(op, "done", False):  # another of its results ran the kernel already
+            t.fn = placeholder(op.bufs[k]).fn
+            t.kind, t.buffer = "buffer", op.bufs[k]
+            return
         ins = []
         for x in op.inputs:
             if x is None:
@@ -226,10 +250,8 @@ class _Lowerer:
                 name = x.origin or self.b.var("tmp").name
                 self._emit(name, x)
             ins.append(x.buffer)
-        outs = []
-        for j, ob in enumerate(op.outputs):
-            tj = op.tensors[j] if hasattr(op, "tensors") else None
-            outs.append(ob)
+        # results that are graph outputs go straight to the caller's buffers
+        outs = [getattr(op, "out_bufs", {}).get(j, ob) for j, ob in enumerate(op.outputs)]
         body = op.body(self.b, outs, ins)
         # the extern writes its own out buffers; give them homes
         names = []
@@ -243,6 +265,7 @@ class _Lowerer:
             pass
         t.fn = placeholder(outs[k]).fn
         t.kind, t.buffer = "buffer", outs[k]
+        op.bufs = outs
         op.done = True
 
     def _emit_output(self, v, i, t: Tensor):
@@ -345,6 +368,17 @@ class _Lowerer:
         ins = [(v, g.type_of(v).dtype.name, list(g.type_of(v).shape)) for v in g.inputs]
         outs = [(v, g.type_of(v).dtype.name, list(g.type_of(v).shape)) for v in g.outputs]
         return Program(self.kernel_defs, calls, symbols, ins, outs, plan.size, bytes(blob), plan.to_json(), info)
+
+
+def _has_reduce(t: Tensor, among=None) -> bool:
+    """Whether ``t``'s elements hold a reduction (one of ``among``, when given: the contractions)."""
+    if t.kind == "buffer":
+        return False
+    try:
+        e = t[tuple(L.Var(f"__h{k}") for k in range(t.ndim))]
+    except Exception:
+        return False
+    return any(isinstance(n, L.Reduce) and (among is None or n in among) for n in L.walk(e))
 
 
 def _is_const_fn(t: Tensor) -> bool:

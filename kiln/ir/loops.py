@@ -805,7 +805,8 @@ def fmt_expr(e: Expr) -> str:
         return f"{e.buf.name}[{', '.join(fmt_expr(i) for i in e.index)}]"
     if isinstance(e, Reduce):
         axes = ", ".join(f"{v.name} < {fmt_expr(n)}" for v, n in e.axes)
-        return f"{e.combiner}({axes}; init={fmt_expr(e.init)}; {fmt_expr(e.body)})"
+        last = "; last" if e.select_last else ""  # part of the meaning: kernels are deduplicated by text
+        return f"{e.combiner}({axes}; init={fmt_expr(e.init)}{last}; {fmt_expr(e.body)})"
     return repr(e)
 
 

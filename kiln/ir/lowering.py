@@ -78,6 +78,7 @@ class KernelBuilder:
         self.prefix = prefix
         self.externs: list = []
         self.gemms: dict = {}           # Reduce expression -> (GemmSpec, batch index, m, n)
+        self.reduce_owner: dict = {}    # Reduce expression -> the Tensor whose element it is
         self.materialize_hook = None    # set by the compiler: (tensor, name) -> tensor over a buffer
         self.constant_hook = None       # tensor -> numpy array when it is a compile-time constant
         self.weight_hook = None         # (array, dtype) -> tensor over a new weight buffer
@@ -134,7 +135,9 @@ class KernelBuilder:
         axes = tuple(zip(rvars, rshape))
 
         def element(*idx):
-            return L.Reduce(combiner, L.as_expr(init, body_dt), axes, fn(idx, rvars), select_last)
+            r = L.Reduce(combiner, L.as_expr(init, body_dt), axes, fn(idx, rvars), select_last)
+            self.reduce_owner[r] = t
+            return r
 
         out_dt = _dtype("i64") if combiner in ("argmax", "argmin") else body_dt
         t = Tensor(shape, dtype or out_dt, element, kind="reduce")
@@ -413,6 +416,7 @@ def _gemm_tensor(b: "KernelBuilder", shape, spec: GemmSpec, index_of: Callable) 
         body = L.binary("mul", spec.a(bidx, m, kv), spec.bv(bidx, kv, n))
         r = L.Reduce("sum", L.const(0, spec.dtype), ((kv, spec.K),), body)
         b.gemms[r] = (spec, tuple(bidx), m, n)
+        b.reduce_owner[r] = t
         return r
 
     t = Tensor(shape, spec.dtype, element, kind="reduce")

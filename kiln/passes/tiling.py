@@ -97,8 +97,10 @@ def gemm_kernel(t, out_buf: L.Buffer, b, caps, tiles=None):
     if len(out_idx) != len(ivars):
         return None
     env = {iv.name: e for iv, e in zip(ivars, out_idx)}
-    back = [L.simplify(L.substitute(e, env), ranges) for e in list(bidx) + [m_e, n_e]]
-    if any(x != y for x, y in zip(back, list(bv) + [mv, nv])):
+    unit = {v.name: L.Const(0) for v, e in zip(bv, spec.batch) if static(e) == 1}  # extent-1 batch dims
+    back = [L.simplify(L.substitute(L.substitute(e, env), unit), ranges) for e in list(bidx) + [m_e, n_e]]
+    want = [L.substitute(e, unit) for e in list(bv) + [mv, nv]]
+    if any(x != y for x, y in zip(back, want)):
         return None
     if any(isinstance(n, L.Reduce) and n is not r for n in L.walk(value)):
         return None

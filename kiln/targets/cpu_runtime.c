@@ -51,3 +51,28 @@ int64_t kiln_ipowu(int64_t a, int64_t b) {
     while (e) { if (e & 1) r *= x; x *= x; e >>= 1; }
     return (int64_t)r;
 }
+
+/* Per-kernel profile: kiln_run marks the end of every kernel call; when enabled, the marks record
+   CLOCK_MONOTONIC nanoseconds (kiln.compiler.profile reads them). Disabled, a mark is one branch. */
+#include <time.h>
+#define KILN_PROF_MAX 65536
+static int32_t kiln_prof_on = 0;
+static int64_t kiln_prof_ns[KILN_PROF_MAX];
+
+void kiln_prof_enable(int32_t on) { kiln_prof_on = on; }
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void kiln_prof_mark(int32_t i) {
+    if (!kiln_prof_on || i < 0 || i >= KILN_PROF_MAX) return;
+    kiln_prof_ns[i] = now_ns();
+}
+
+int32_t kiln_prof_read(int64_t *out, int32_t n) {
+    for (int32_t i = 0; i < n && i < KILN_PROF_MAX; i++) out[i] = kiln_prof_ns[i];
+    return n < KILN_PROF_MAX ? n : KILN_PROF_MAX;
+}

@@ -175,7 +175,9 @@ def emit_entry(mg, program):
     for k, s in enumerate(program.symbols):
         g.env[s] = Value(b.load(b.gep(syms_p, [I64(k)], inbounds=True, source_etype=I64), typ=I64), False)
     fns = {f.name: f for f in m.functions}
-    for call in program.calls:
+    mark = mg.declare("kiln_prof_mark", ir.VoidType(), [I32])
+    b.call(mark, [I32(0)])
+    for n, call in enumerate(program.calls):
         args = []
         for a in call.args:
             if a.kind == "input":
@@ -192,6 +194,7 @@ def emit_entry(mg, program):
         for s in call.syms:
             args.append(g.env[s].v)
         b.call(fns[call.kernel], args)
+        b.call(mark, [I32(n + 1)])
     b.ret(I32(0))
     size = ir.Function(m, ir.FunctionType(I64, [PTR]), name="kiln_workspace_size")
     g2 = FnGen(mg, size, {}, {})

@@ -112,3 +112,9 @@ class NonMaxSuppression:
                         kept.append(int(i))
                 out.extend((b, c, i) for i in kept)
         return np.array(out, dtype=np.int64).reshape(-1, 3)
+
+    def lower(b, boxes, scores, max_output=None, iou_threshold=None, score_threshold=None, *, center_point_box):
+        raise NotImplementedError(
+            "non_max_suppression: the number of selected boxes depends on the data (scores, overlaps and "
+            "thresholds), so the result's shape is known only after it runs; compiled kernels need every "
+            "buffer's size before the call")

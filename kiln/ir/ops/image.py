@@ -7,14 +7,17 @@ rules follow the ONNX Resize specification.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 
 from .. import dims
+from .. import loops as L
 from ..registry import Attr, op
 from ..types import TensorType
 from ._util import require
+from .movement import _dim, clamp
 
 MODES = ("nearest", "linear", "cubic")
 COORDS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
@@ -56,6 +59,9 @@ class Resize:
         sizes = [d if isinstance(d, int) else int(math.floor(scales[i] * x.shape[i])) for i, d in enumerate(sizes)]
         return resize_array(x, sizes, scales, roi, **kw)
 
+    def lower(b, x, sizes, scales, roi, **kw):
+        return resize_tensor(b, x, sizes, scales, roi, **kw)
+
 
 @op("resize_dynamic", inputs=("x", "roi?", "scales?", "sizes?"),
     attrs={"axes": Attr("ints", None), "keep_aspect_ratio_policy": Attr("str", "stretch", POLICIES), **_MODE_ATTRS})
@@ -81,6 +87,12 @@ class ResizeDynamic:
             for j, a in enumerate(axes):
                 full_roi[a], full_roi[a + r] = float(roi[j]), float(roi[j + len(axes)])
         return resize_array(x, out_sizes, out_scales, full_roi, **kw)
+
+    def lower(b, x, roi=None, scales=None, sizes=None, *, axes, keep_aspect_ratio_policy, **kw):
+        if axes is None or len(axes):
+            raise NotImplementedError("resize_dynamic: the resized dims come from the run-time scales or sizes "
+                                      "(data-dependent result shape)")
+        return b.compute(x.shape, lambda *i: x[i], dtype=x.dtype)
 
 
 def resize_plan(in_shape, axes, scales=None, sizes=None, policy="stretch"):
@@ -229,6 +241,9 @@ class GridSample:
     def reference(x, grid, mode, padding_mode, align_corners):
         return grid_sample_array(x, grid, mode, padding_mode, align_corners)
 
+    def lower(b, x, grid, mode, padding_mode, align_corners):
+        return grid_sample_tensor(b, x, grid, mode, padding_mode, align_corners)
+
 
 def _reflect(c, lo, hi):
     """Reflect coordinates into [lo, hi] by the nearer border, repeatedly."""
@@ -312,6 +327,9 @@ class Col2Im:
     def reference(x, image_shape, block_shape, dilations, pads, strides):
         return col2im_array(x, list(image_shape), list(block_shape), dilations, pads, strides)
 
+    def lower(b, x, image_shape, block_shape, dilations, pads, strides):
+        return col2im_tensor(b, x, list(image_shape), list(block_shape), dilations, pads, strides)
+
 
 @op("col2im_dynamic", inputs=("x", "image_shape", "block_shape"), attrs=_COL2IM_ATTRS)
 class Col2ImDynamic:
@@ -325,6 +343,10 @@ class Col2ImDynamic:
 
     def reference(x, image_shape, block_shape, dilations, pads, strides):
         return col2im_array(x, [int(v) for v in image_shape], [int(v) for v in block_shape], dilations, pads, strides)
+
+    def lower(b, x, image_shape, block_shape, dilations, pads, strides):
+        raise NotImplementedError("col2im_dynamic: the channel and image dims come from the run-time image and "
+                                  "block shapes (data-dependent result shape)")
 
 
 def _col2im_channels(x: TensorType, block_shape):
@@ -356,3 +378,327 @@ def col2im_array(x, image_shape, block_shape, dilations, pads, strides):
         out[(slice(None), slice(None)) + win] += cols[:, :, j]
     crop = tuple(slice(pads[d], pads[d] + image_shape[d]) for d in range(r))
     return out[(slice(None), slice(None)) + crop].astype(x.dtype)
+
+
+# ------------------------------------------------------------------------------------------ lowering
+# The lowerings follow the references operation by operation in float64 (coordinates, floors and
+# ratio tests match bit for bit; constant parts fold in Python, which rounds as numpy does), then
+# round once to the result dtype. Tap indices are clamped, so every load is in bounds.
+F64 = L.const(0.0, "f64").dtype
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _f(v):
+    """A float64 expression of a Python number or an expression."""
+    if _num(v):
+        return L.Const(float(v), F64)
+    return L.cast(v, F64)
+
+
+def _fop(op, a, c):
+    """``a op c`` in float64, folded in Python when both are numbers."""
+    if _num(a) and _num(c) and not (op == "div" and c == 0):
+        a, c = float(a), float(c)
+        return {"add": a + c, "sub": a - c, "mul": a * c, "div": a / c if c else 0.0}[op]
+    return L.binary(op, _f(a), _f(c))
+
+
+def _fcmp(op, a, c):
+    if _num(a) and _num(c):
+        return L.Const({"eq": a == c, "lt": a < c, "le": a <= c, "gt": a > c, "ge": a >= c}[op], L.BOOL)
+    return L.binary(op, _f(a), _f(c))
+
+
+def _fsel(c, a, e):
+    if isinstance(c, L.Const):
+        return a if c.value else e
+    return L.select(c, _f(a), _f(e))
+
+
+def _floor(v):
+    return float(math.floor(v)) if _num(v) else L.unary("floor", _f(v))
+
+
+def _size(e):
+    """A dim as a Python int when static, else the int64 expression."""
+    e = L.simplify(e)
+    return int(e.value) if isinstance(e, L.Const) else e
+
+
+def _ix(v):
+    """A float64 holding an integer, as an int64 index expression."""
+    return L.Const(int(v)) if _num(v) else L.cast(v, "i64")
+
+
+def _to_dtype(v, dt):
+    """The float64 result in the op's dtype: integers round half to even and saturate (as the reference)."""
+    if dt.is_float:
+        return L.cast(v, dt)
+    info = np.iinfo(dt.np)
+    r = L.unary("round", v)
+    return L.cast(L.minimum(L.maximum(r, L.Const(float(info.min), F64)), L.Const(float(info.max), F64)), dt)
+
+
+def _resize_coord(ctm, y, in_n, out_n, scale, roi):
+    """The source coordinate of output position y (float64) and, in crop mode, whether it falls outside."""
+    length = _fop("mul", scale, in_n)
+    one = _fcmp("eq", length, 1.0)
+    outside = None
+    if ctm == "align_corners":
+        x = _fsel(one, 0.0, _fop("div", _fop("mul", y, _fop("sub", in_n, 1)), _fop("sub", length, 1)))
+    elif ctm == "asymmetric":
+        x = _fop("div", y, scale)
+    elif ctm == "tf_crop_and_resize":
+        if roi is None:
+            raise NotImplementedError("resize: tf_crop_and_resize needs a roi")
+        lo, hi = roi
+        span = _fop("sub", hi, lo)
+        x = _fsel(one, _fop("div", _fop("mul", span, _fop("sub", in_n, 1)), 2),
+                  _fop("div", _fop("mul", _fop("mul", y, span), _fop("sub", in_n, 1)), _fop("sub", length, 1)))
+        x = _fop("add", x, _fop("mul", lo, _fop("sub", in_n, 1)))
+        outside = L.binary("or", _fcmp("lt", x, 0.0), _fcmp("gt", x, _fop("sub", in_n, 1)))
+    elif ctm == "pytorch_half_pixel":
+        x = _fsel(one, -0.5, _fop("sub", _fop("div", _fop("add", y, 0.5), scale), 0.5))
+    elif ctm == "half_pixel":
+        x = _fop("sub", _fop("div", _fop("add", y, 0.5), scale), 0.5)
+    elif ctm == "tf_half_pixel_for_nn":
+        x = _fop("div", _fop("add", y, 0.5), scale)
+    else:  # half_pixel_symmetric
+        offset = _fop("mul", _fop("div", in_n, 2), _fop("sub", 1, _fop("div", out_n, length)))
+        x = _fop("sub", _fop("add", offset, _fop("div", _fop("add", y, 0.5), scale)), 0.5)
+    return x, outside
+
+
+def _cubic_w(t, a):
+    t = L.unary("abs", _f(t))
+    near = _fop("add", _fop("mul", _fop("mul", _fop("sub", _fop("mul", a + 2, t), a + 3), t), t), 1)
+    far = _fop("sub", _fop("mul", _fop("add", _fop("mul", _fop("sub", _fop("mul", a, t), 5 * a), t), 8 * a), t), 4 * a)
+    return _fsel(_fcmp("le", t, 1.0), near, _fsel(_fcmp("lt", t, 2.0), far, 0.0))
+
+
+def _resize_taps(y, in_n, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude_outside, antialias):
+    """[(index, weight)] for one axis at output position y (weight None: the only tap, weight 1; with a
+    third entry False: read nothing, give 0), and the crop-mode 'outside' condition."""
+    x, outside = _resize_coord(ctm, y, in_n, out_n, scale, roi)
+    base = _floor(x)
+    ratio = _fsel(_fcmp("eq", x, base), 1.0, _fop("sub", x, base))
+    hi = in_n - 1 if isinstance(in_n, int) else L.simplify(in_n - 1)
+
+    def tap_index(n, k):
+        pad = (n + 1) // 2
+        xp = _fop("add", x, pad)
+        p = _floor(xp)
+        first = _fop("add", p, _fsel(_fcmp("eq", _fop("sub", xp, p), 0.0), -(n // 2), -(n // 2) + 1))
+        return L.simplify(_ix(first) + (k - pad))
+
+    if mode == "nearest":
+        right = {"round_prefer_floor": _fcmp("gt", ratio, 0.5), "round_prefer_ceil": _fcmp("ge", ratio, 0.5),
+                 "floor": L.Const(False, L.BOOL), "ceil": L.Const(True, L.BOOL)}[nearest_mode]
+        right = L.simplify(L.binary("or", right, _fcmp("eq", ratio, 1.0)))
+        i0, i1 = tap_index(2, 0), tap_index(2, 1)
+        idx = i1 if isinstance(right, L.Const) and right.value else (
+            i0 if isinstance(right, L.Const) else L.select(right, i1, i0))
+        taps = [(clamp(idx, 0, hi), None)]
+        if exclude_outside:
+            taps = [(clamp(idx, 0, hi), None, L.binary("and", L.binary("ge", idx, L.Const(0)),
+                                                        L.binary("le", idx, L.as_expr(hi))))]
+        return taps, outside
+    s = min(scale, 1.0) if antialias else 1.0
+    reach = 1 if mode == "linear" else 2
+    start = int(math.floor(-reach / s) + 1)
+    n = 2 - 2 * start
+    idxs, ws = [], []
+    for k in range(n):
+        t = _fop("sub", start + k, ratio)
+        if s != 1.0:
+            t = _fop("mul", t, s)
+        if mode == "linear":
+            w = L.minimum(L.maximum(_fop("sub", 1.0, L.unary("abs", _f(t))), _f(0.0)), _f(1.0))
+        else:
+            w = _cubic_w(t, a)
+        idxs.append(tap_index(n, k))
+        ws.append(w)
+    if antialias:
+        total = _sum(ws)
+        ws = [_fop("div", w, total) for w in ws]
+    if exclude_outside:
+        ws = [_fsel(L.binary("and", L.binary("ge", i, L.Const(0)), L.binary("le", i, L.as_expr(hi))), w, 0.0)
+              for i, w in zip(idxs, ws)]
+        total = _sum(ws)
+        ws = [_fop("div", w, _fsel(_fcmp("eq", total, 0.0), 1.0, total)) for w in ws]
+    return [(clamp(i, 0, hi), _f(w)) for i, w in zip(idxs, ws)], outside
+
+
+def _sum(terms):
+    total = terms[0]
+    for t in terms[1:]:
+        total = _fop("add", total, t)
+    return total
+
+
+def resize_tensor(b, x, sizes, scales, roi, mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a,
+                  exclude_outside, extrapolation_value, antialias):
+    r = x.ndim
+    out_shape = [b.dim(d) for d in sizes]
+    axes = []
+    for a in range(r):
+        whole = roi is None or (math.isclose(roi[a], 0.0) and math.isclose(roi[a + r], 1.0))
+        # a symbolic size is floor(scale * dim) at run time: the input's own dim when the scale is 1
+        same = not isinstance(sizes[a], int) or _dim(x.shape[a]) == sizes[a]
+        if not (same and math.isclose(scales[a], 1.0) and whole):
+            axes.append(a)
+
+    def element(*o):
+        plans = {}
+        for a in axes:
+            in_n, out_n = _size(x.shape[a]), _size(out_shape[a])
+            plans[a] = _resize_taps(_f(o[a]), in_n, out_n, float(scales[a]),
+                                    None if roi is None else (roi[a], roi[a + r]), mode,
+                                    coordinate_transformation_mode, nearest_mode, cubic_coeff_a, exclude_outside,
+                                    antialias)
+
+        def level(k, idx):
+            # the reference resizes axis by axis: the last resized axis sums over the earlier ones' results
+            if k < 0:
+                return L.cast(x[tuple(idx)], F64)
+            a = axes[k]
+            taps, outside = plans[a]
+            total = None
+            for tap in taps:
+                sub = list(idx)
+                sub[a] = tap[0]
+                v = level(k - 1, sub)
+                if tap[1] is not None:
+                    v = _fop("mul", v, tap[1])
+                if len(tap) > 2:
+                    v = _fsel(tap[2], v, 0.0)
+                total = v if total is None else _fop("add", total, v)
+            if outside is not None:
+                total = _fsel(outside, float(extrapolation_value), total)
+            return total
+
+        if not axes:
+            return x[o]
+        return _to_dtype(level(len(axes) - 1, list(o)), x.dtype)
+
+    return b.compute(out_shape, element, dtype=x.dtype)
+
+
+def _reflect_expr(c, lo, hi):
+    """``_reflect`` of the reference on a float64 expression (lo, hi Python floats or expressions)."""
+    span = _fop("sub", hi, lo)
+    if _num(span) and span <= 0:
+        return _f(lo)
+    below, above = _fcmp("lt", c, lo), _fcmp("gt", c, hi)
+    d = _fsel(below, _fop("sub", lo, c), _fop("sub", c, hi))
+    n = _floor(_fop("div", d, span))
+    rem = _fop("sub", d, _fop("mul", n, span))
+    even = _fcmp("eq", _fop("mul", _floor(_fop("mul", n, 0.5)), 2.0), n)
+    inner = _fsel(below, _fsel(even, _fop("add", lo, rem), _fop("sub", hi, rem)),
+                  _fsel(above, _fsel(even, _fop("sub", hi, rem), _fop("add", lo, rem)), c))
+    if not _num(span):
+        inner = _fsel(_fcmp("le", span, 0.0), lo, inner)
+    return inner
+
+
+def grid_sample_tensor(b, x, grid, mode, padding_mode, align_corners):
+    spatial = [_size(d) for d in x.shape[2:]]
+    nd = len(spatial)
+    out_shape = (x.shape[0], x.shape[1]) + grid.shape[1:-1]
+
+    def element(n, ch, *o):
+        per_dim = []
+        for k, size in enumerate(spatial):
+            g = _f(grid[(n,) + o + (L.Const(nd - 1 - k),)])  # the grid's last axis lists x (innermost) first
+            if align_corners:
+                c = _fop("mul", _fop("div", _fop("add", g, 1), 2), _fop("sub", size, 1))
+                lo, hi = 0.0, _fop("sub", size, 1)
+            else:
+                c = _fop("div", _fop("sub", _fop("mul", _fop("add", g, 1), size), 1), 2)
+                lo, hi = -0.5, _fop("sub", size, 0.5)
+            if mode == "nearest":
+                c = L.unary("round", c)
+            out = L.binary("or", _fcmp("lt", c, lo), _fcmp("gt", c, hi))
+            top = _fop("sub", size, 1)
+            if padding_mode == "border":
+                c = _fsel(out, L.minimum(L.maximum(c, _f(0.0)), _f(top)), c)
+            elif padding_mode == "reflection":
+                c = _fsel(out, _reflect_expr(c, lo, hi), c)
+            if mode == "nearest":
+                taps = [(c, None)]
+            else:
+                f = _floor(c)
+                t = _fop("sub", c, f)
+                if mode == "linear":
+                    taps = [(f, _fop("sub", 1.0, t)), (_fop("add", f, 1.0), t)]
+                else:
+                    ts = [_fop("add", t, 1.0), t, _fop("sub", 1.0, t), _fop("sub", 2.0, t)]
+                    taps = [(_fop("add", f, k2 - 1.0), _cubic_w(ts[k2], -0.75)) for k2 in range(4)]
+            res = []
+            for i, w in taps:
+                if padding_mode == "zeros":
+                    ok = L.binary("and", _fcmp("ge", i, 0.0), _fcmp("lt", i, size))
+                    w = _fsel(ok, 1.0 if w is None else w, 0.0)
+                elif padding_mode == "reflection":
+                    i = L.unary("trunc", _reflect_expr(i, lo, hi))
+                i = L.cast(L.minimum(L.maximum(_f(i), _f(0.0)), _f(top)), "i64")
+                res.append((i, w))
+            per_dim.append(res)
+        total = None
+        for combo in itertools.product(*per_dim):
+            v = L.cast(x[(n, ch) + tuple(i for i, _ in combo)], F64)
+            ws = [w for _, w in combo if w is not None]
+            if ws:
+                w = ws[0]
+                for w2 in ws[1:]:
+                    w = _fop("mul", w, w2)
+                v = _fop("mul", w, v)
+            total = v if total is None else _fop("add", total, v)
+        return L.cast(total, x.dtype)
+
+    return b.compute(out_shape, element, dtype=x.dtype)
+
+
+def col2im_tensor(b, x, image_shape, block_shape, dilations, pads, strides):
+    r = len(image_shape)
+    dil = list(dilations or [1] * r)
+    pads = list(pads or [0] * (2 * r))
+    st = list(strides or [1] * r)
+    require(len(block_shape) == r and len(dil) == r and len(st) == r and len(pads) == 2 * r,
+            f"col2im: image_shape {image_shape}, block_shape {block_shape}, dilations, strides and pads disagree")
+    padded = [image_shape[d] + pads[d] + pads[d + r] for d in range(r)]
+    nblocks = [(padded[d] - dil[d] * (block_shape[d] - 1) - 1) // st[d] + 1 for d in range(r)]
+    k = int(np.prod(block_shape))
+    ck = _dim(x.shape[1])
+    c = None if ck is None else dims.div_exact(ck, k)
+    if c is None:
+        raise NotImplementedError(f"col2im: dim 1 of x ({L.fmt_expr(x.shape[1])}) is not a known multiple of "
+                                  f"prod(block_shape) = {k}")
+    shape = (x.shape[0], L.dim_expr(c)) + tuple(L.Const(v) for v in image_shape)
+    rv = [b.var("r") for _ in range(r)]
+
+    def element(n, ch, *p):
+        # block offset o (the reduction) covers image position p when p + pad - o * dil = blk * stride
+        ok, blk = None, []
+        for d in range(r):
+            q = p[d] + pads[d] - rv[d] * dil[d]
+            bd = L.binary("floordiv", q, L.Const(st[d])) if st[d] != 1 else q
+            conds = [L.binary("ge", q, L.Const(0)), L.binary("lt", bd, L.Const(nblocks[d]))]
+            if st[d] != 1:
+                conds.append(L.binary("eq", L.binary("mod", q, L.Const(st[d])), L.Const(0)))
+            for cnd in conds:
+                ok = cnd if ok is None else L.binary("and", ok, cnd)
+            blk.append(clamp(bd, 0, nblocks[d] - 1))
+        j, lin = L.Const(0), L.Const(0)
+        for d in range(r):
+            j = j * block_shape[d] + rv[d]
+            lin = lin * nblocks[d] + blk[d]
+        v = L.cast(x[n, ch * k + j, lin], F64)
+        body = L.select(ok, v, L.Const(0.0, F64))
+        red = L.Reduce("sum", L.Const(0.0, F64), tuple(zip(rv, (L.Const(v) for v in block_shape))), body)
+        return L.cast(red, x.dtype)
+
+    return b.compute(shape, element, dtype=x.dtype)

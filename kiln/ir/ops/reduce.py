@@ -2,7 +2,8 @@
 
 An empty ``axes`` attribute reduces nothing (the identity), matching ONNX's
 ``noop_with_empty_axes``; frontends spell "all axes" out explicitly. Reducing an empty set gives
-the reduction's identity (0 for sum, 1 for prod, -inf / the smallest value for max, ...).
+the reduction's identity (0 for sum, 1 for prod, -inf / the smallest value for max, ...); a mean
+of an empty set is NaN (0 for ints, NaN converting as ``cast`` converts it).
 
 Each reduction has a ``*_dynamic`` twin, defined beside it, that takes the axes as a run-time
 int64 operand (ONNX's ``axes`` input when it is a graph input). There an empty axes operand
@@ -58,6 +59,8 @@ def _reduce_array(kind, fn, x: np.ndarray, ax: tuple, keepdims: bool) -> np.ndar
         if kind == "mean":  # sum / count (an empty set gives nan without numpy's warning)
             count = int(np.prod([x.shape[a] for a in ax]))
             r = np.sum(wide, axis=ax, keepdims=keepdims, dtype=np.float64) / np.float64(count)
+            if not _is_float(x.dtype):  # an int mean of an empty set: the NaN converts to 0, as cast has it
+                r = np.where(np.isnan(r), 0.0, r)
         else:
             r = np.asarray(fn(wide, axis=ax, keepdims=keepdims))
     return np.asarray(r).astype(x.dtype)
@@ -151,13 +154,15 @@ def lower_reduction(b, kind: str, x, ax: tuple, keepdims: bool):
     n = L.const(count.value, _F64) if isinstance(count, L.Const) else L.cast(count, _F64)
 
     def element(*i):
-        v = red[i]
-        if kind == "mean":
-            v = L.binary("div", v, n)
-        return L.cast(v, dt)
+        r = red[i]
+        owners = getattr(b, "reduce_owner", None)
+        if owners is not None:  # a reduction the compiler must give a buffer is this tensor's
+            owners[r] = out
+        return L.cast(L.binary("div", r, n) if kind == "mean" else r, dt)
 
     # still a reduction to the compiler: it materialises or hoists it like the Reduce inside
-    return Tensor(red.shape, dt, element, kind="reduce")
+    out = Tensor(red.shape, dt, element, kind="reduce")
+    return out
 
 
 def _lower_static(kind):

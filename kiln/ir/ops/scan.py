@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import dims
 from .. import loops as L
+from ..dtypes import dtype as _dtype
 from ..lowering import _parallelize
 from ..registry import Attr, OpDef, op, register
 from ..types import TensorType
@@ -87,7 +88,7 @@ def _scan_body(combiner: str, axis: int, exclusive: bool, reverse: bool):
     def body(kb, outs, ins):
         (out,), (src,) = outs, ins
         dt = src.dtype
-        acc_dt = L.as_expr(0.0).dtype if dt.is_float else dt
+        acc_dt = _dtype("f64") if dt.is_float else dt
         n = src.shape[axis]
 
         def row(index):
@@ -172,13 +173,18 @@ def _topk(x, k, axis, largest):
     a = axis % x.ndim
     n = x.shape[a]
     require(0 <= k <= n, f"topk: k={k} is out of range for an axis of length {n}")
+    # numpy sorts NaN last; its sort of the ml_dtypes formats (bfloat16, float8, int4) does not
+    # order NaN at all, so those sort by their exact widening
+    keys = x
+    if x.dtype.kind == "V":
+        keys = x.astype(np.int64 if "int" in x.dtype.name else np.float64)
     if largest:
-        # a stable ascending sort of the reversed axis, read backwards: values descending,
-        # equal values in ascending index order
-        order = np.argsort(np.flip(x, a), axis=a, kind="stable")
+        # a stable ascending sort of the reversed axis, read backwards: values descending (NaN
+        # first), equal values in ascending index order
+        order = np.argsort(np.flip(keys, a), axis=a, kind="stable")
         idx = n - 1 - np.flip(order, a)
     else:
-        idx = np.argsort(x, axis=a, kind="stable")
+        idx = np.argsort(keys, axis=a, kind="stable")
     idx = np.take(idx, range(k), axis=a).astype(np.int64)
     return np.ascontiguousarray(np.take_along_axis(x, idx, axis=a)), np.ascontiguousarray(idx)
 
@@ -187,6 +193,54 @@ def _topk_check(name, x: TensorType, axis):
     require(x.rank >= 1, f"{name}: operand must have rank >= 1, got {x}")
     require(x.dtype.kind in ("float", "int", "uint"), f"{name} does not accept dtype {x.dtype}")
     return norm_axis(axis, x.rank)
+
+
+def _topk_before(largest: bool):
+    """``before(v, w)``: v comes strictly before w in the result order. Largest: NaN first, then
+    descending; smallest: ascending, NaN last (numpy's argsort order, read from either end)."""
+
+    def before(v, w):
+        if not v.dtype.is_float:
+            return L.binary("gt" if largest else "lt", v, w)
+        vn, wn = L.unary("isnan", v), L.unary("isnan", w)
+        if largest:
+            return L.binary("or", L.binary("gt", v, w), L.binary("and", vn, L.unary("not", wn)))
+        return L.binary("or", L.binary("lt", v, w), L.binary("and", L.unary("not", vn), wn))
+
+    return before
+
+
+def _topk_body(k: int, axis: int, largest: bool):
+    """Per row, an insertion selection into the (sorted) results: element i enters when fewer than
+    k are kept or it comes before the last kept one, after every kept element it does not come
+    before; visiting elements by index makes equal values keep index order, as the reference does."""
+    before = _topk_before(largest)
+
+    def body(kb, outs, ins):
+        (vals, idx), (src,) = outs, ins
+        n = src.shape[axis]
+        if k == 0:
+            return L.Seq([])
+
+        def row(index):
+            i, t, j = kb.var("i"), kb.var("t"), kb.var("r")
+            v, m, p, top, q = (kb.var("v", src.dtype), kb.var("m"), kb.var("p"), kb.var("top"), kb.var("q"))
+            kk = L.Const(k)
+            # where v goes: after the kept elements it does not come before (a prefix, kept sorted)
+            pos = L.Reduce("sum", L.Const(0), ((j, m),),
+                           L.select(before(v, vals[index(j)]), L.Const(0), L.Const(1)))
+            # move kept elements p..top-1 one place down (the last of k falls off), from the end
+            shift = L.For(t, top - p, L.Let(q, top - 1 - t, L.seq(
+                L.Store(vals, index(q + 1), vals[index(q)]),
+                L.Store(idx, index(q + 1), idx[index(q)]))))
+            insert = L.Let(m, L.minimum(i, kk), L.Let(p, pos, L.Let(top, L.minimum(m, kk - 1), L.seq(
+                shift, L.Store(vals, index(p), v), L.Store(idx, index(p), i)))))
+            enters = L.binary("or", L.binary("lt", i, kk), before(v, vals[index(kk - 1)]))
+            return L.For(i, n, L.Let(v, src[index(i)], L.If(enters, insert)))
+
+        return _rows(kb, src.shape, axis, row, extra_work=k)
+
+    return body
 
 
 _TOPK_ATTRS = {"axis": Attr("int", -1), "largest": Attr("bool", True), "sorted": Attr("bool", True)}
@@ -211,6 +265,13 @@ class TopK:
     def reference(x, k, axis, largest, sorted):
         return _topk(x, k, axis, largest)
 
+    def lower(b, x, k, axis, largest, sorted):
+        a = axis % x.ndim
+        shape = list(x.shape)
+        shape[a] = L.Const(k)
+        vals, idx = b.extern([(shape, x.dtype), (shape, "i64")], [x], _topk_body(k, a, largest))
+        return vals, idx
+
 
 @op("topk_dynamic", inputs=("x", "k"), attrs=_TOPK_ATTRS, outputs=2)
 class TopKDynamic:
@@ -226,3 +287,8 @@ class TopKDynamic:
 
     def reference(x, k, axis, largest, sorted):
         return _topk(x, int(np.asarray(k).reshape(-1)[0]), axis, largest)
+
+    def lower(b, x, k, axis, largest, sorted):
+        raise NotImplementedError(
+            "topk_dynamic: k is a run-time operand, so the length of the selected axis is known only at "
+            "run time and compiled kernels need it at compile time; use topk with a constant k")
