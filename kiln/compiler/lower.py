@@ -131,6 +131,12 @@ class _Lowerer:
             for v, t in zip(node.inputs, ins):
                 if t is not None and t.kind not in ("buffer", "extern") and _has_reduce(t):
                     self._emit(v, t)
+        elif "elementwise" not in opdef.traits and self.opt_level >= 1:
+            # a reshape/transpose of a contraction: tile the contraction (with its epilogue) in its own
+            # layout, then move the result (a reshape of a buffer is free)
+            for v, t in zip(node.inputs, ins):
+                if t is not None and t.kind not in ("buffer", "extern") and self._has_gemm(t):
+                    self._emit(v, t)
         try:
             outs = opdef.lower(self.b, *ins, **attrs)
         except (errors.KilnError, NotImplementedError) as e:
@@ -228,6 +234,13 @@ class _Lowerer:
         self._add_kernel(body, [out_buf], v)
         t.fn = placeholder(out_buf).fn
         t.kind, t.buffer = "buffer", out_buf
+
+    def _has_gemm(self, t: Tensor) -> bool:
+        try:
+            e = t[tuple(L.Var(f"__q{k}") for k in range(t.ndim))]
+        except Exception:
+            return False
+        return any(isinstance(n, L.Reduce) and n in self.b.gemms for n in L.walk(e))
 
     def _tensor_of_reduce(self, r: L.Reduce):
         t = self.b.reduce_owner.get(r)
