@@ -119,10 +119,43 @@ def compile(model, target="cpu", *, input_shapes=None, example_inputs=None, opt_
     members = make_members(manifest, binary.members[binary.binary], program.weights)
     for name, data in binary.members.items():
         members.setdefault(name, data)
+    if getattr(tgt, "cross", False):
+        return CrossCompiledModel(manifest, members, program, graph)
     model_out = CompiledModel(manifest, members, num_threads=num_threads)
     model_out.program = program
     model_out.graph = graph
     return model_out
+
+
+class CrossCompiledModel:
+    """A model compiled for another machine (``-mtriple=aarch64-linux-gnu``): it saves, it does not run here.
+
+    The artifact holds the object file and ``kiln_runtime.c``; on the device, link them with
+    ``cc -shared -o model.so model.o kiln_runtime.c -lgomp -lm`` and call ``kiln_run`` as ``kiln.h`` declares.
+    """
+
+    def __init__(self, manifest, members, program=None, graph=None):
+        self.manifest, self.members, self.program, self.graph = manifest, members, program, graph
+
+    @property
+    def target(self) -> dict:
+        return self.manifest["target"]
+
+    def save(self, path) -> None:
+        from ..runtime.artifact import write_artifact
+
+        write_artifact(path, self.manifest, self.members)
+
+    def __call__(self, *args, **kwargs):
+        t = self.manifest["target"]["options"]
+        raise RuntimeError(f"this model was compiled for {t.get('triple')} (cpu {t.get('cpu')}); save it and run it "
+                           "on such a machine")
+
+    run = __call__
+
+    def __repr__(self):
+        t = self.manifest["target"]["options"]
+        return f"<CrossCompiledModel {t.get('triple')} {t.get('cpu')}: {self.manifest['binary']}>"
 
 
 def _isatty() -> bool:
