@@ -38,6 +38,9 @@ def category(exc: BaseException) -> str:
         ops = sorted({op for op, _, _ in exc.unsupported})
         return f"unsupported op: {', '.join(ops)}"
     text = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    m = re.match(r"op '([^']+)' \(node '[^']*'(?: \([^)]*\))?\): (?:\1: )?(.*)", text)
+    if m:  # a lowering's error: group by the op
+        return f"{type(exc).__name__}: {m.group(1)}: {_blank(m.group(2))}"[:120]
     return f"{type(exc).__name__}: {_blank(text)}"[:120]
 
 
