@@ -79,6 +79,15 @@ class _Lowerer:
 
     def run(self) -> Program:
         g = self.g
+        missing = {}
+        for node in g.nodes:
+            opdef = OPS.get(node.op)
+            if (opdef is None or opdef.lower is None) and node.op not in missing:
+                missing[node.op] = node.label()
+        if missing:
+            raise errors.UnsupportedOperatorError(
+                [(op, "core", where) for op, where in missing.items()],
+                source=f"the graph (compiling for target '{self.target.name}': these ops have no lowering)")
         for i, v in enumerate(g.inputs):
             buf = self._buffer(v, g.type_of(v))
             self.home[id(buf)] = ("input", i, v)
