@@ -15,6 +15,7 @@ import llvmlite.ir as ir
 
 from ..ir import loops as L
 from ..ir.dtypes import DType, dtype as _dtype
+from .llvm_math import FAST_F32
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
@@ -620,6 +621,8 @@ class FnGen:
             return Value(r, vec)
         if not dt.is_float:
             raise CodegenError(f"{op} of {dt}")
+        if dt.name == "f32" and op in FAST_F32:
+            return Value(FAST_F32[op](self, v), vec)
         if op in _INTRINSIC:
             r = self._call_intr(op, v)
         elif op == "rsqrt":
