@@ -631,14 +631,9 @@ def bounds(e: Expr, ranges: Mapping[str, tuple]):
     if isinstance(e, Bin):
         x, y = bounds(e.a, ranges), bounds(e.b, ranges)
         if x is None or y is None:
-            if e.op == "mod" and y is None and isinstance(e.b, Const):
-                pass
-            else:
-                if e.op == "mod":
-                    yb = bounds(e.b, ranges)
-                    if yb and yb[0] > 0:
-                        return (0, yb[1] - 1)
-                return None
+            if e.op == "mod" and y is not None and y[0] > 0:
+                return (0, y[1] - 1)
+            return None
         if e.op == "add":
             return (x[0] + y[0], x[1] + y[1])
         if e.op == "sub":
@@ -814,8 +809,10 @@ def fmt_stmt(s: Stmt, depth: int) -> list:
     pad = "  " * depth
     if isinstance(s, For):
         kind = "" if s.kind == "serial" else f"{s.kind} "
-        start = "" if _zero(s.start) else f"{fmt_expr(s.start)}, "
-        lines = [f"{pad}{kind}for {s.var.name} in range({start}{fmt_expr(s.extent)}):"]
+        # with a start, Python's range(start, stop): the loop runs ``extent`` times from ``start``
+        rng = fmt_expr(s.extent) if _zero(s.start) else \
+            f"{fmt_expr(s.start)}, {fmt_expr(simplify(s.start + s.extent))}"
+        lines = [f"{pad}{kind}for {s.var.name} in range({rng}):"]
         return lines + fmt_stmt(s.body, depth + 1)
     if isinstance(s, Store):
         return [f"{pad}{s.buf.name}[{', '.join(fmt_expr(i) for i in s.index)}] = {fmt_expr(s.value)}"]
@@ -887,6 +884,7 @@ def stmt_buffers(s: Stmt) -> list:
                 add_expr(i)
         elif isinstance(st, For):
             add_expr(st.extent)
+            add_expr(st.start)
         elif isinstance(st, Let):
             add_expr(st.value)
         elif isinstance(st, If):
