@@ -32,15 +32,15 @@ of their variable, and a primitive that does not apply raises a :class:`ValueErr
 
 A split then a vectorized inner loop::
 
-    for i in range(10):                       for i_o in range(2):
-      y[i] = (x[i] * 2.0:f32)        ->         vectorized for i_i in range(4):
-                                                  y[((i_o * 4) + i_i)] = ...
-                                              for i in range(8, 2):
-                                                y[i] = (x[i] * 2.0:f32)
+    for i in range(10):                         for i_o in range(2):
+      y[i] = mul(x[i], 2.0:f32)        ->         vectorized for i_i in range(4):
+                                                    y[(i_i + (i_o * 4))] = mul(x[(i_i + (i_o * 4))], 2.0:f32)
+                                                for i in range(8, 10):
+                                                  y[i] = mul(x[i], 2.0:f32)
 
-    s = vectorize(s, "i", lanes=4)            # == split(s, "i", 4), inner loop vectorized
-
-(``range(start, extent)`` in the text form: the loop runs ``extent`` times from ``start``.)
+    s = vectorize(s, "i", lanes=4)              # split(s, "i", 4), then the inner loop vectorized
+    s, i_o, i_i = split(s0, "i", 4)             # the same without vectorizing
+    s = parallelize(s, i_o)
 
 The primitives check what the loop structure needs (perfect nesting, extents independent of the
 loops they move across, constant extents where a target needs them); they do not analyse data
@@ -218,8 +218,8 @@ def split(s, var: str, factor: int, *, tail: str = "loop"):
     """Split loop ``var`` by ``factor``: returns ``(stmt, outer_name, inner_name)``.
 
     ``var = start + outer*factor + inner``. When the extent is not a static multiple of ``factor``,
-    ``tail="loop"`` adds a serial remainder loop over ``var`` itself (starting after the main part)
-    and ``tail="guard"`` runs ``ceil(extent / factor)`` outer steps with the body under an ``If``.
+    ``tail="loop"`` adds a serial remainder loop over ``var`` itself (starting after the main part;
+    the loops inside its copy of the body are renamed ``name_r`` so loop names stay unique) and ``tail="guard"`` runs ``ceil(extent / factor)`` outer steps with the body under an ``If``.
     A parallel (or GPU) loop's kind goes to the outer loop, a vectorized or unrolled one's to the
     inner loop."""
     root, wrap = _unwrap(s)
@@ -245,9 +245,23 @@ def split(s, var: str, factor: int, *, tail: str = "loop"):
     else:
         full = L.simplify(ext // factor)
         main = _nonempty(L.For(vo, full, L.For(vi, L.Const(factor), body, inner_kind), outer_kind))
-        rest = _nonempty(L.For(f.var, L.simplify(ext % factor), _copy(f.body), "serial", f.start + full * factor))
+        rest = _nonempty(L.For(f.var, L.simplify(ext % factor), _renamed(f.body, taken), "serial",
+                               f.start + full * factor))
         new = L.seq(main, rest)
     return wrap(_replace(root, f, new)), on, inn
+
+
+def _renamed(s: L.Stmt, taken: set) -> L.Stmt:
+    """A copy of ``s`` whose loops have fresh names ``name_r`` (loop names stay unique)."""
+    env = {x.var.name: L.Var(_fresh(taken, f"{x.var.name}_r"), x.var.dtype)
+           for x in L.walk_stmts(s) if isinstance(x, L.For)}
+
+    def fn(x):
+        if isinstance(x, L.For) and x.var.name in env:
+            return L.For(env[x.var.name], x.extent, _rebuild(x.body, fn), x.kind, x.start)
+        return None
+
+    return _subst(_rebuild(s, fn), env)
 
 
 def _chain(root, outer: str, inner: str, prim: str) -> list:
@@ -336,8 +350,8 @@ def _inside_kind(root, f, kinds) -> L.For | None:
 
 
 def vectorize(s, var: str, lanes: int | None = None):
-    """Mark loop ``var`` vectorized. With ``lanes`` and an extent other than ``lanes``, split by
-    ``lanes`` first (remainder loop) and vectorize the inner loop ``var_i``.
+    """Mark loop ``var`` vectorized. With ``lanes`` and an extent above ``lanes`` (or not constant),
+    split by ``lanes`` first (remainder loop) and vectorize the inner loop ``var_i``.
 
     The targets widen a vectorized loop of constant extent whose body is straight-line stores and
     lets (unrolled inner loops allowed); anything else is refused here rather than run serially."""
@@ -356,7 +370,7 @@ def vectorize(s, var: str, lanes: int | None = None):
         return wrap(_set_kind(root, f, "vectorized"))
     if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
         raise ValueError(f"vectorize: lanes for loop {var!r} must be a positive int, got {lanes!r}")
-    if n == lanes:
+    if n is not None and n <= lanes:  # one vector (of n lanes) holds the whole loop
         return wrap(_set_kind(root, f, "vectorized"))
     if f.kind != "serial":
         raise ValueError(f"vectorize: loop {var!r} is {f.kind}; split a serial loop")
