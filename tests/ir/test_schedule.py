@@ -557,3 +557,27 @@ for i in range(5):
   y[i] = mul(t[(i * 2)], t[((i * 2) + 1)])"""
     arrays = {"x": rand(10), "t": np.zeros(10, np.float32), "y": np.zeros(10, np.float32)}
     np.testing.assert_array_equal(run(s, arrays)["y"], run(L.seq(prod, cons), arrays)["y"])
+
+
+def test_tiled_gemm_kernel_evaluates_and_packs():
+    """The tiling pass's micro-kernel under the reference evaluator, then its k loop's B panel packed."""
+    from kiln.ir.lowering import GemmSpec, KernelBuilder
+    from kiln.passes.tiling import gemm_kernel
+    from kiln.targets.base import Caps
+
+    M, Nn, K = 7, 19, 5
+    a, b = L.Buffer("a", F32, [M, K]), L.Buffer("b", F32, [K, Nn])
+    c = L.Buffer("c", F32, [M, Nn])
+    kb = KernelBuilder()
+    spec = GemmSpec((), C(M), C(Nn), C(K), lambda bi, m, kk: a[m, kk], lambda bi, kk, n: b[kk, n],
+                    lambda bi, m, n: (m, n), F32)
+    t = kb.gemm((M, Nn), spec, lambda idx: ((), idx[0], idx[1]))
+    body = gemm_kernel(t, c, kb, Caps(vector_bits=256))
+    arrays = {"a": rand((M, K)), "b": rand((K, Nn), seed=1), "c": np.zeros((M, Nn), np.float32)}
+    got = run(body, arrays)["c"]
+    np.testing.assert_allclose(got, arrays["a"] @ arrays["b"], rtol=1e-5, atol=1e-5)
+    kloop = next(n for n in S.loop_names(body) if n.startswith("kk"))
+    packed = S.pack(body, "b", kloop, (1, 0))
+    assert "alloc b_local: f32[16, 5]" in str(packed)
+    np.testing.assert_array_equal(run(packed, arrays)["c"], got)
+    _jit(L.Kernel("gemm", [a, b, c], packed))  # LLVM parses and verifies it
