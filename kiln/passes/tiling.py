@@ -87,6 +87,11 @@ def gemm_kernel(t, out_buf: L.Buffer, b, caps, tiles=None):
     lanes = caps.lanes(spec.dtype)
     if lanes < 4:
         return None
+    Ms, Ns = static(spec.M), static(spec.N)
+    if Ns is not None and Ms is not None and Ns % lanes and not Ms % lanes:
+        # n does not fill vectors but m does (a 7x7 convolution: 49 positions, 512 channels): swap the
+        # roles so the vector side runs along m; only the epilogue's stores become strided
+        spec, m_e, n_e = swapped(spec), n_e, m_e
     mr, nr = tiles or choose_tiles(spec, caps)
     # the materialised index space must be the GEMM's: ivars = out_index(b, m, n) inverts (bidx, m, n)
     bv = [b.var("b") for _ in spec.batch]
@@ -107,15 +112,33 @@ def gemm_kernel(t, out_buf: L.Buffer, b, caps, tiles=None):
     M, N, K = spec.M, spec.N, spec.K
     a_fn, b_fn = _packed_accessors(spec, b, mr, nr)
     full = _tiles(spec, b, value, r, ivars, out_buf, bv, mr, nr, a_fn, b_fn)
-    # leftovers: rows past the last full row tile, columns past the last full panel (generic path)
+    # leftovers: rows past the last full row tile, columns past the last full panel: one reduction per
+    # element, vectorised along n (packed operands cover only full tiles: the originals are read there)
     nt_end = L.simplify((N // nr) * nr)
     mt_end = L.simplify((M // mr) * mr)
     rest = []
     if static(N) is None or static(N) % nr:
-        rest.append(_generic(spec, b, value, ivars, out_buf, m_range=(L.Const(0), M), n_range=(nt_end, N)))
+        rest.append(_generic(spec, b, value, r, ivars, out_buf, (L.Const(0), M), (nt_end, N), spec.a, spec.bv, caps))
     if static(M) is None or static(M) % mr:
-        rest.append(_generic(spec, b, value, ivars, out_buf, m_range=(mt_end, M), n_range=(L.Const(0), nt_end)))
+        rest.append(_generic(spec, b, value, r, ivars, out_buf, (mt_end, M), (L.Const(0), nt_end), spec.a, b_fn, caps))
     return L.simplify_stmt(L.seq(full, *rest))
+
+
+def swapped(spec):
+    """The same contraction with m and n exchanged: C^T = B^T A^T."""
+    from ..ir.lowering import GemmSpec
+
+    s = GemmSpec(spec.batch, spec.N, spec.M, spec.K,
+                 lambda bidx, n, k: spec.bv(bidx, k, n), lambda bidx, k, m: spec.a(bidx, m, k),
+                 lambda bidx, n, m: spec.out_index(bidx, m, n), spec.dtype)
+    s.out_shape = spec.out_shape
+    aarr = getattr(spec, "a_array", None)
+    if aarr is not None and aarr.shape[0] == 1:
+        s.bv_array = np.ascontiguousarray(aarr[0].T)  # [K, M]
+    barr = getattr(spec, "bv_array", None)
+    if barr is not None and barr.ndim == 2:
+        s.a_array = np.ascontiguousarray(barr.T)[None]  # [1, N, K]
+    return s
 
 
 def _hi(e):
@@ -145,8 +168,8 @@ def _packed_accessors(spec, b, mr, nr):
             wa = _packed(b, ("a", id(aarr), mr), lambda: np.ascontiguousarray(
                 aarr[:, :tiles * mr, :].reshape(G, tiles, mr, KK).transpose(0, 1, 3, 2)), spec.dtype)
             if wa is not None:
-                def a_fn(bidx, m, k, wa=wa):
-                    return wa[(bidx[-1], m // mr, k, m % mr)]
+                def a_fn(bidx, m, k, wa=wa, G=G):
+                    return wa[(bidx[-1] if G > 1 else L.Const(0), m // mr, k, m % mr)]
     return a_fn, b_fn
 
 
@@ -203,19 +226,29 @@ def _tiles(spec, b, value, r, ivars, out_buf, bv, mr, nr, a_fn, b_fn):
     return fuse_loops(fors, b, kind="parallel")
 
 
-def _generic(spec, b, value, ivars, out_buf, m_range, n_range):
-    """Plain loops over a rectangle of the output: one reduction per element."""
+def _generic(spec, b, value, r, ivars, out_buf, m_range, n_range, a_fn, b_fn, caps):
+    """Loops over a rectangle of the output, one reduction per element, the n loop vectorised."""
+    from ..ir.lowering import _vector_loop
+
     bv = [b.var("gb") for _ in spec.batch]
-    mv, nv = b.var("gm"), b.var("gn")
-    env = {iv.name: e for iv, e in zip(ivars, spec.out_index(tuple(bv), mv, nv))}
-    val = L.substitute(value, env)
+    mv, nn = b.var("gm"), b.var("gn")
+    n = nn + n_range[0]
+    kv = b.var("gk")
+    r2 = L.Reduce("sum", L.const(0, spec.dtype), ((kv, spec.K),),
+                  L.binary("mul", a_fn(tuple(bv), mv, kv), b_fn(tuple(bv), kv, n)))
+    env = {iv.name: e for iv, e in zip(ivars, spec.out_index(tuple(bv), mv, n))}
+    val = L.substitute(L.map_expr(value, lambda x: r2 if x == r else None), env)
     idx = tuple(L.substitute(iv, env) for iv in ivars)
     body: L.Stmt = L.Store(out_buf, idx, val)
-    body = L.For(nv, L.simplify(n_range[1] - n_range[0]), body, start=n_range[0])
+    width = L.simplify(n_range[1] - n_range[0])
+    lanes = caps.lanes(spec.dtype)
+    w = static(width)
+    if w is not None and w >= lanes:
+        body = _vector_loop(nn, width, body, lanes, b)
+    else:
+        body = L.For(nn, width, body)
     body = L.For(mv, L.simplify(m_range[1] - m_range[0]), body, start=m_range[0])
-    kind = "parallel"
     for v, e in reversed(list(zip(bv, spec.batch))):
         body = L.For(v, e, body)
-    if isinstance(body, L.For):
-        body.kind = kind
+    body.kind = "parallel"
     return body
