@@ -242,6 +242,9 @@ def split(s, var: str, factor: int, *, tail: str = "loop"):
         cond = L.binary("lt", vo * factor + vi, ext)
         new = L.For(vo, (ext + (factor - 1)) // factor, L.For(vi, L.Const(factor), L.If(cond, body), inner_kind),
                     outer_kind)
+    elif n is not None and n < factor:
+        raise ValueError(f"split: loop {var!r} runs {n} times, fewer than the factor {factor} "
+                         f"(tail='guard' pads it to one step)")
     else:
         full = L.simplify(ext // factor)
         main = _nonempty(L.For(vo, full, L.For(vi, L.Const(factor), body, inner_kind), outer_kind))
@@ -617,13 +620,14 @@ def _bound_names(s: L.Stmt) -> set:
     return out
 
 
-def compute_at(producer: L.Stmt, consumer: L.Stmt, var: str) -> L.Stmt:
+def compute_at(producer: L.Stmt, consumer, var: str):
     """Move ``producer`` (a perfect nest storing buffer P by its loop vars) into loop ``var`` of
-    ``consumer``: each iteration of ``var`` first computes the box of P its body reads (inferred from
+    ``consumer`` (a statement or Kernel): each iteration of ``var`` first computes the box of P its body reads (inferred from
     affine indices, clipped to the producer's own range). Returns the new consumer; the producer nest
     is no longer needed. P keeps its full size."""
     loops, store = _producer(producer, "compute_at")
     P = store.buf
+    consumer, wrap = _unwrap(consumer)
     f = _find(consumer, var, "compute_at")
     outside = [r for r in _reads(consumer, P, {}, "compute_at")]
     inside = _reads(f.body, P, {}, "compute_at")
@@ -660,7 +664,7 @@ def compute_at(producer: L.Stmt, consumer: L.Stmt, var: str) -> L.Stmt:
     for nv, start, ext, kind in reversed(new_loops):
         body = L.For(nv, ext, body, kind if kind != "vectorized" else "serial", start)
     new_f = L.For(f.var, f.extent, L.seq(body, _copy(f.body)), f.kind, f.start)
-    return _replace(consumer, f, new_f)
+    return wrap(_replace(consumer, f, new_f))
 
 
 def inline(s, buf):

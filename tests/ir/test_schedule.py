@@ -341,6 +341,8 @@ def test_inline_a_global_buffer_keeps_its_producer():
 def test_errors_name_the_loop():
     with pytest.raises(ValueError, match=r"split: no loop 'z' \(loops: i, j\)"):
         S.split(TRANSPOSE, "z", 2)
+    with pytest.raises(ValueError, match="split: loop 'i' runs 6 times, fewer than the factor 8"):
+        S.split(TRANSPOSE, "i", 8)
     with pytest.raises(ValueError, match="split: the factor for loop 'i' must be a positive int, got 0"):
         S.split(TRANSPOSE, "i", 0)
     with pytest.raises(ValueError, match="reorder: loop 'i' is not inside loop 'j'"):
