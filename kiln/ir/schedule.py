@@ -54,7 +54,7 @@ from typing import Callable, Sequence
 from . import loops as L
 
 __all__ = ["split", "reorder", "fuse", "vectorize", "unroll", "parallelize", "cache_read", "pack",
-           "compute_at", "inline", "loop_names"]
+           "compute_at", "inline", "loop_names", "fuse_chain"]
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -219,7 +219,8 @@ def split(s, var: str, factor: int, *, tail: str = "loop"):
 
     ``var = start + outer*factor + inner``. When the extent is not a static multiple of ``factor``,
     ``tail="loop"`` adds a serial remainder loop over ``var`` itself (starting after the main part;
-    the loops inside its copy of the body are renamed ``name_r`` so loop names stay unique) and ``tail="guard"`` runs ``ceil(extent / factor)`` outer steps with the body under an ``If``.
+    the loops inside its copy of the body are renamed ``name_r`` so loop names stay unique) and
+    ``tail="guard"`` runs ``ceil(extent / factor)`` outer steps with the body under an ``If``.
     A parallel (or GPU) loop's kind goes to the outer loop, a vectorized or unrolled one's to the
     inner loop."""
     root, wrap = _unwrap(s)
@@ -622,9 +623,10 @@ def _bound_names(s: L.Stmt) -> set:
 
 def compute_at(producer: L.Stmt, consumer, var: str):
     """Move ``producer`` (a perfect nest storing buffer P by its loop vars) into loop ``var`` of
-    ``consumer`` (a statement or Kernel): each iteration of ``var`` first computes the box of P its body reads (inferred from
-    affine indices, clipped to the producer's own range). Returns the new consumer; the producer nest
-    is no longer needed. P keeps its full size."""
+    ``consumer`` (a statement or Kernel): each iteration of ``var`` first computes the box of P its
+    body reads (inferred from affine indices, clipped to the producer's own range). Returns the new
+    consumer; the producer nest is no longer needed. P keeps its full size.
+    """
     loops, store = _producer(producer, "compute_at")
     P = store.buf
     consumer, wrap = _unwrap(consumer)

@@ -141,7 +141,8 @@ for j in range(8):
 
 def test_reorder_across_a_middle_loop():
     Z = L.Buffer("Z", F32, [2, 3, 4])
-    s0 = L.For(i, C(2), L.For(j, C(3), L.For(k, C(4), L.Store(Z, (i, j, k), L.Cast(i * 100 + j * 10 + k, L._dtype(F32))))))
+    value = L.Cast(i * 100 + j * 10 + k, L._dtype(F32))
+    s0 = L.For(i, C(2), L.For(j, C(3), L.For(k, C(4), L.Store(Z, (i, j, k), value))))
     s = S.reorder(s0, "i", "k")
     assert S.loop_names(s) == ["k", "j", "i"]
     assert_same(s0, s, {"Z": np.zeros((2, 3, 4), np.float32)})
