@@ -50,6 +50,7 @@ class _Lowerer:
         self.b.materialize_hook = self._materialize_hook
         self.b.constant_hook = self._constant_hook
         self.b.weight_hook = self._weight_hook
+        self.b.vector_lanes = self.caps.lanes(__import__("kiln.ir.dtypes", fromlist=["dtype"]).dtype("f32"))
 
     # ------------------------------------------------------------------------ hooks for op lowerings
     def _materialize_hook(self, t: Tensor, name: str) -> Tensor:
@@ -124,8 +125,10 @@ class _Lowerer:
                                                   source=f"the graph (for target {self.target.name})")
         ins = [self.env[v] if v else None for v in node.inputs]
         # views of a buffer are free: a reshape of a materialised tensor reads the same memory
+        # (only when its dims are known: a data-dependent reshape_dynamic goes to its lowering, which refuses)
         if "view" in opdef.traits and ins and ins[0] is not None and ins[0].kind == "buffer" \
-                and node.op in ("reshape", "identity", "reshape_dynamic"):
+                and node.op in ("reshape", "identity", "reshape_dynamic") \
+                and all(_dims.symbols(d) <= self._symbols() for d in self.g.type_of(node.outputs[0]).shape):
             src = ins[0].buffer
             t = self.g.type_of(node.outputs[0])
             buf = self._buffer(node.outputs[0], t)

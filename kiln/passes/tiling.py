@@ -51,9 +51,12 @@ def choose_tiles(spec, caps):
                 break
         if N < nr:
             nr = max(lanes, (N // lanes) * lanes)
+    # rows: as many as keep about 24 accumulators (16 with one vector per row), dividing M when possible
+    regs = 32 if caps.vector_bits >= 512 else 16
+    mr_max = max(4, min((regs - 8) // max(1, nr // lanes), 16))
     mr = mr_max
     if M is not None:
-        for cand in (mr_max, mr_max - 2, 4):
+        for cand in range(mr_max, 3, -1):
             if M % cand == 0:
                 mr = cand
                 break

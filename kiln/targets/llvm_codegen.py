@@ -306,6 +306,14 @@ class FnGen:
                 ld.align = mt.width // 8 if isinstance(mt, ir.IntType) else _fsize(mt)
                 return Value(self._from_mem(ld, buf.dtype, True), True)
             offs = self.expr(off)
+            if _gatherable(mt):  # one hardware gather (vgatherdps on AVX-512/AVX2)
+                vt = ir.VectorType(mt, self.lanes)
+                mask = ir.VectorType(I1, self.lanes)
+                g = self.mg.declare(f"llvm.masked.gather.{_suffix(vt)}.v{self.lanes}p0", vt,
+                                    [ir.VectorType(PTR, self.lanes), I32, mask, vt])
+                x = self.b.call(g, [self._lane_ptrs(base, offs.v, mt), I32(_msize(mt)),
+                                    ir.Constant(mask, [1] * self.lanes), ir.Constant(vt, ir.Undefined)])
+                return Value(self._from_mem(x, buf.dtype, True), True)
             vals = ir.Constant(ir.VectorType(reg_type(buf.dtype), self.lanes), ir.Undefined)
             for k in range(self.lanes):
                 o = self.b.extract_element(offs.v, I32(k))
@@ -315,6 +323,14 @@ class FnGen:
         o = self.scalar_expr(off)
         x = self.b.load(self.b.gep(base, [o], inbounds=True, source_etype=mt), typ=mt)
         return Value(self._from_mem(x, buf.dtype, False), False)
+
+    def _lane_ptrs(self, base, offs, mt):
+        """<lanes x ptr> addresses base + offs * sizeof(mt)."""
+        n = self.lanes
+        vi = ir.VectorType(I64, n)
+        pb = self._splat(Value(self.b.ptrtoint(base, I64), False))
+        addr = self.b.add(pb, self.b.mul(offs, _const_like(vi, _msize(mt))))
+        return self.b.inttoptr(addr, ir.VectorType(PTR, n))
 
     def _access_kind(self, off: L.Expr) -> str:
         t = L.affine(off)
@@ -341,6 +357,14 @@ class FnGen:
                 return
             offs = self._splat(self.expr(off))
             v = self._splat(val)
+            if _gatherable(mt):  # one hardware scatter; overlapping lanes: the last one wins, as in order
+                vt = ir.VectorType(mt, self.lanes)
+                mask = ir.VectorType(I1, self.lanes)
+                sc = self.mg.declare(f"llvm.masked.scatter.{_suffix(vt)}.v{self.lanes}p0", VOID,
+                                     [vt, ir.VectorType(PTR, self.lanes), I32, mask])
+                self.b.call(sc, [self._to_mem(v, buf.dtype, True), self._lane_ptrs(base, offs, mt), I32(_msize(mt)),
+                                 ir.Constant(mask, [1] * self.lanes)])
+                return
             for k in range(self.lanes):
                 o = self.b.extract_element(offs, I32(k))
                 x = self.b.extract_element(v, I32(k))
@@ -482,7 +506,10 @@ class FnGen:
                 zero = _const_like(t, 0.0)
                 fix = B.and_(B.fcmp_ordered("!=", r, zero),
                              B.xor(B.fcmp_ordered("<", r, zero), B.fcmp_ordered("<", b, zero)))
-                return B.select(fix, B.fadd(r, b), r)
+                # a zero remainder takes the divisor's sign too (numpy: mod(-0.0, 1) == 0.0, mod(1, -1) == -0.0)
+                r0 = B.select(B.fcmp_ordered("==", r, zero),
+                              B.call(self.mg.intrinsic("llvm.copysign", t, 2), [r, b]), r)
+                return B.select(fix, B.fadd(r, b), r0)
             if op in ("min", "max"):
                 return B.call(self.mg.intrinsic("llvm.minimum" if op == "min" else "llvm.maximum", t, 2), [a, b])
             if op == "pow":
@@ -613,7 +640,9 @@ class FnGen:
             zero = _const_like(t, 0.0 if dt.is_float else 0)
             one, m1 = _const_like(t, 1.0 if dt.is_float else 1), _const_like(t, -1.0 if dt.is_float else -1)
             if dt.is_float:
-                r = B.select(B.fcmp_ordered(">", v, zero), one, B.select(B.fcmp_ordered("<", v, zero), m1, v))
+                # sign(+-0) is +0, sign(NaN) is NaN
+                r = B.select(B.fcmp_ordered(">", v, zero), one, B.select(B.fcmp_ordered("<", v, zero), m1,
+                             B.select(B.fcmp_unordered("uno", v, v), v, zero)))
             elif dt.kind == "uint":
                 r = B.select(B.icmp_unsigned(">", v, zero), one, zero)
             else:
@@ -797,6 +826,14 @@ class _LaneZero(L.Expr):
 
     def __hash__(self):
         return 7
+
+
+def _gatherable(mt) -> bool:
+    return mt in (F32, F64) or (isinstance(mt, ir.IntType) and mt.width in (32, 64))
+
+
+def _msize(mt) -> int:
+    return mt.width // 8 if isinstance(mt, ir.IntType) else _fsize(mt)
 
 
 def _fsize(t):

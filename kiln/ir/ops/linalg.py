@@ -453,6 +453,33 @@ def _padded(b, x, pads, extra_end, fill):
     return b.buffer(t, "pad"), tuple(shape)
 
 
+def _window_offsets(xp, outs, strides):
+    """Per output position, the flat offset of its window's first tap within one padded input plane
+    (int64), or None when a dim is symbolic."""
+    sizes = [_static(d) for d in xp.shape[2:]]
+    os_ = [_static(o) for o in outs]
+    if None in sizes or None in os_:
+        return None
+    plane = np.zeros(os_, np.int64)
+    stride = 1
+    for i in reversed(range(len(sizes))):
+        shape = [1] * len(sizes)
+        shape[i] = os_[i]
+        plane = plane + (np.arange(os_[i], dtype=np.int64) * strides[i] * stride).reshape(shape)
+        stride *= sizes[i]
+    return plane.reshape(-1)
+
+
+def _panel(P, lanes):
+    """The panel width the tiling picks for P output positions (3, 2 or 1 vectors dividing P), or None."""
+    if P is None:
+        return None
+    for nv in (3, 2, 1):
+        if P % (nv * lanes) == 0:
+            return nv * lanes
+    return None
+
+
 def _conv_lower(b, x, w, bias=None, *, strides, dilations, pads, group):
     ns = x.ndim - 2
     kernel = tuple(int(_static(s)) for s in w.shape[2:])
@@ -507,7 +534,31 @@ def _conv_lower(b, x, w, bias=None, *, strides, dilations, pads, group):
 
         t = b.reduce(out_shape, (Cg,) + kernel, body, "sum", dtype=acc)
     else:
-        if direct:
+        # the vector side of the GEMM runs along output positions; when they fill whole panels of
+        # `nr` (the tiling's choice for this P), im2col writes panels [P/nr, K, nr] so the micro-kernel
+        # streams each panel contiguously; 1x1 stride-1 convs read x directly otherwise
+        nr = _panel(_static(P), getattr(b, "vector_lanes", 16))
+        panels = nr is not None and (not direct or _static(KK) * _static(P) <= (1 << 22))
+        if panels:
+            col_shape = (N, _L.Const(group), _L.Const(_static(P) // nr), KK, _L.Const(nr))
+            # where each output position's window starts, as a flat offset into the padded input: a
+            # table read per lane instead of dividing each lane's position by the output width
+            table = _window_offsets(xp, outs, strides)
+            tab = b.weight(table, "i64") if table is not None else None
+
+            def col_el(n, g, t, k, j):
+                c = k // taps
+                tp = tap_of(k)
+                if tab is not None:
+                    last = tab[(t * nr + j,)] + tp[-1] * dilations[-1]
+                    src = [n, g * Cg + c] + [tp[i] * dilations[i] for i in range(ns - 1)] + [last]
+                    return xp[tuple(src)]
+                o = unflat(t * nr + j)
+                src = [n, g * Cg + c] + [o[i] * strides[i] + tp[i] * dilations[i] for i in range(ns)]
+                return xp[tuple(src)]
+
+            col = b.buffer(b.compute(col_shape, col_el, dtype=x.dtype), "im2col")
+        elif direct:
             col = None
         else:
             col_shape = (N, _L.Const(group), KK) + tuple(outs)
@@ -527,6 +578,8 @@ def _conv_lower(b, x, w, bias=None, *, strides, dilations, pads, group):
 
         def bv(bidx, k, p):
             n, g = bidx
+            if panels:
+                return col[(n, g, p // nr, k, p % nr)]
             if col is None:
                 return xp[(n, g * Cg + k) + tuple(unflat(p))]
             return col[(n, g, k) + tuple(unflat(p))]
