@@ -110,12 +110,16 @@ def bench_one(name: str, runs: int, warmup: int, threads: int, profile: bool, ve
         path.unlink(missing_ok=True)
 
 
-def kernel_profile(compiled, arrays):
-    """Per-kernel times from kiln's profiler, or None when this kiln has none."""
-    prof = getattr(compiled, "profile", None)
-    if prof is None or not callable(prof):
+def kernel_profile(compiled, arrays, runs: int = 10):
+    """Per-kernel times (``kiln.compiler.profile``) as text, or None when this kiln or model has no profiler."""
+    try:
+        from kiln.compiler.profile import format_profile, profile
+    except ImportError:
         return None
-    return prof(*arrays)
+    try:
+        return format_profile(profile(compiled, *arrays, runs=runs))
+    except ValueError:  # a library without profile marks
+        return None
 
 
 def table(rows, threads: int) -> str:
@@ -201,7 +205,7 @@ def main(argv=None) -> int:
             if prof is None:
                 print("  (this kiln has no per-kernel profiler: --profile skipped)", file=sys.stderr)
             else:
-                print(prof if isinstance(prof, str) else "\n".join(f"    {k}: {v}" for k, v in dict(prof).items()))
+                print(f"per-kernel time of {name} (slowest first):\n{prof}\n")
     env = environment(args.threads, args.runs)
     text = table(rows, args.threads)
     print(text)
