@@ -4,6 +4,10 @@ The rules (those of ONNX Cast):
 
 * float -> int truncates toward zero; int -> narrower int (including int4/int2) keeps the low bits
   (two's complement wrap-around), and so does float -> int4/int2 after truncation.
+* float -> int of 8 to 64 bits saturates: values beyond the int's range, infinities included,
+  become its smallest or largest value, and NaN becomes 0 (ONNX leaves these undefined; numpy's
+  answer depends on the machine; this is LLVM's ``fptosi.sat`` / ``fptoui.sat``, Rust's ``as``,
+  and what compiled code gives cheaply on every target).
 * anything -> bool is ``x != 0``; bool -> number is 0 or 1.
 * float -> 8-bit float rounds to nearest even. With ``saturate`` (the default) values beyond the
   format's range, infinities included, become its largest finite value of that sign; without
@@ -43,8 +47,22 @@ def cast_array(x: np.ndarray, to, saturate: bool = True, round_mode: str = "up")
             with np.errstate(invalid="ignore"):
                 x = np.trunc(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)).astype(np.int64)
         return _wrap(x.astype(np.int64), to).astype(target)
+    if x.dtype.kind == "f" and to.kind in ("int", "uint"):
+        return _float_to_int(x, to)
     with np.errstate(invalid="ignore", over="ignore"):
         return x.astype(target)
+
+
+def _float_to_int(x: np.ndarray, to) -> np.ndarray:
+    """Truncate toward zero, saturating at the int's range; NaN gives 0."""
+    info = np.iinfo(to.np)
+    w = x.astype(np.float64)  # exact for every float format
+    hi = w >= 2.0 ** (to.bits - (1 if to.kind == "int" else 0))  # the first value past the max
+    lo = w < float(info.min)  # info.min is exact in float64 (0 or -2**(bits-1))
+    bad = hi | lo | np.isnan(w)
+    with np.errstate(invalid="ignore"):
+        r = np.trunc(np.where(bad, 0.0, w)).astype(to.np)
+    return np.where(hi, info.max, np.where(lo, info.min, r)).astype(to.np)
 
 
 def _wrap(x: np.ndarray, to) -> np.ndarray:

@@ -12,6 +12,10 @@ Integer rules, the ones targets must match:
   fill alone (-1 for a right shift of a negative value, else 0); right shifts of signed values
   are arithmetic.
 
+Float ``max`` / ``min`` are IEEE 754-2019 maximum / minimum: NaN propagates and +0 is greater
+than -0, so they commute (``np.maximum`` would return its first operand for two zeros); hence
+``relu(-0.0)`` is +0.
+
 Transcendental ops evaluate in float64 and round once to the operand's dtype. ``cast`` and
 ``bitcast`` convert between any two dtypes (see :mod:`._cast` for the rules).
 """
@@ -43,8 +47,24 @@ def _round_half_even(x):
     return np.round(x)
 
 
+def _maximum(a, b):
+    """IEEE 754-2019 maximum: NaN propagates, +0 > -0 (commutative, unlike ``np.maximum``)."""
+    r = np.maximum(a, b)
+    if r.dtype.kind in "iub":
+        return r
+    return np.where((a == 0) & (b == 0), np.where(np.signbit(a), b, a), r)
+
+
+def _minimum(a, b):
+    """IEEE 754-2019 minimum: NaN propagates, -0 < +0 (commutative, unlike ``np.minimum``)."""
+    r = np.minimum(a, b)
+    if r.dtype.kind in "iub":
+        return r
+    return np.where((a == 0) & (b == 0), np.where(np.signbit(a), a, b), r)
+
+
 def _relu(x):
-    return np.maximum(x, np.zeros((), x.dtype))
+    return _maximum(x, np.zeros((), x.dtype))
 
 
 def _sigmoid(x):
@@ -53,7 +73,8 @@ def _sigmoid(x):
 
 
 def _sign(x):
-    return np.sign(x)
+    r = np.sign(x)
+    return r if r.dtype.kind in "iub" else np.where(r == 0, np.zeros((), r.dtype), r)  # +0 for -0 (bf16 too)
 
 
 def _rsqrt(x):
@@ -120,8 +141,8 @@ def _int_div(a, b):
     if a.dtype.kind in "iu":
         q = np.where(b == 0, 0, a // np.where(b == 0, 1, b))
         r = a - q * b
-        # floor -> truncate: adjust when signs differ and the division was inexact
-        fix = (r != 0) & ((a < 0) != (b < 0))
+        # floor -> truncate: adjust when signs differ and the division was inexact (x / 0 stays 0)
+        fix = (r != 0) & ((a < 0) != (b < 0)) & (b != 0)
         return q + fix
     return np.divide(a, b)
 
@@ -137,6 +158,8 @@ def _mod(a, b, fmod):
 def _pow(a, b):
     """Integer powers are exact (wrapping like repeated multiplication); a negative integer
     exponent gives the truncated quotient 1 / a**-b (so 0 unless a is 1 or -1)."""
+    if a.dtype.kind == "u":  # unsigned exponents are never negative, however large
+        return np.power(a.astype(np.uint64), b.astype(np.uint64))
     if a.dtype.kind in "iu":
         a64, b64 = a.astype(np.int64), b.astype(np.int64)
         pos = np.power(a64, np.maximum(b64, 0))
@@ -175,8 +198,8 @@ BINARY = {
     "mul": ("num", "same", np.multiply, ("commutative",), {}),
     "div": ("num", "same", _int_div, (), {}),
     "pow": ("num", "same", _pow, (), {}),
-    "max": ("num", "same", np.maximum, ("commutative",), {}),
-    "min": ("num", "same", np.minimum, ("commutative",), {}),
+    "max": ("num", "same", _maximum, ("commutative",), {}),
+    "min": ("num", "same", _minimum, ("commutative",), {}),
     "mod": ("num", "same", _mod, (), {"fmod": Attr("bool", False)}),
     "equal": ("any", "bool", np.equal, ("commutative",), {}),
     "less": ("num", "bool", np.less, (), {}),
@@ -222,7 +245,7 @@ def _make_binary(name, cls, result, fn, traits, attrs):
     def reference(a, b, **kw):
         with np.errstate(all="ignore"):
             y = fn(a, b, **kw)
-        return np.asarray(y).astype(np.bool_ if result == "bool" else a.dtype)
+            return np.asarray(y).astype(np.bool_ if result == "bool" else a.dtype)
 
     return OpDef(name, ("a", "b"), attrs, 1, infer, reference, frozenset({"elementwise", *traits}),
                  doc=f"elementwise {name}, numpy broadcasting")
