@@ -697,7 +697,7 @@ class FnGen:
             if dst.name == "bf16":
                 r = self._round_bf16(r, x.vec)
             return Value(r, x.vec)
-        if src.is_float:  # -> int: truncate toward zero; NaN and out-of-range saturate (as numpy on x86 gives)
+        if src.is_float:  # -> int: truncate toward zero; NaN gives 0, out-of-range values saturate (see ir/ops/_cast.py)
             if dst.kind == "int":
                 r = B.call(self.mg.intrinsic_conv("llvm.fptosi.sat", dt_reg, v.type), [v])
             else:

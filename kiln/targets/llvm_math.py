@@ -78,6 +78,8 @@ def erf_f32(gen, x):
     p = b.fmul(_poly(b, x2, _ERF_ALPHA), xc)
     q = _poly(b, x2, _ERF_BETA)
     res = b.fdiv(p, q)
+    # tiny |x|: the rational form goes through denormals and loses bits; erf(x) = 2/sqrt(pi) x there
+    res = b.select(b.fcmp_ordered("<", gen._call_intr("abs", x), _c(t, 2.0**-12)), b.fmul(x, _c(t, 1.1283791670955126)), res)
     return b.select(b.fcmp_unordered("uno", x, x), x, res)
 
 
@@ -94,6 +96,7 @@ def tanh_f32(gen, x):
     big = b.fsub(_c(t, 1.0), b.fdiv(_c(t, 2.0), b.fadd(e, _c(t, 1.0))))
     big = b.call(gen.mg.intrinsic("llvm.copysign", t, 2), [big, x])
     res = b.select(b.fcmp_ordered("<", ax, _c(t, 0.625)), small, big)
+    res = b.call(gen.mg.intrinsic("llvm.copysign", t, 2), [res, x])  # tanh(-0.0) is -0.0
     return b.select(b.fcmp_unordered("uno", x, x), x, res)
 
 
