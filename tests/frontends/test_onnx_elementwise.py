@@ -206,7 +206,10 @@ def test_cast_between_common_types(src):
         x = np.abs(x)
     x = x.astype(src)
     for dst in _CAST_TYPES:
-        check("Cast", {"x": x}, 13, to=helper.np_dtype_to_tensor_dtype(np.dtype(dst)))
+        # a negative float cast to an unsigned int is undefined in ONNX (onnxruntime wraps, kiln
+        # saturates like compiled code does): compare only defined conversions
+        xs = np.abs(x) if np.dtype(dst).kind == "u" and np.dtype(src).kind == "f" else x
+        check("Cast", {"x": xs}, 13, to=helper.np_dtype_to_tensor_dtype(np.dtype(dst)))
     check("CastLike", {"x": x, "like": np.zeros(1, np.float16)}, 15)
 
 
