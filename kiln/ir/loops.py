@@ -137,6 +137,8 @@ class Select(Expr):
 class Cast(Expr):
     a: Expr
     dtype: DType
+    saturate: bool = True  # float8 destinations only (see kiln.ir.ops._cast)
+    round_mode: str = "up"  # f8e8m0 destinations only
 
 
 @_frozen
@@ -272,13 +274,17 @@ def select(c, a, b) -> Expr:
     return Select(c, a, b)
 
 
-def cast(a: Expr, dt) -> Expr:
+def cast(a: Expr, dt, saturate: bool = True, round_mode: str = "up") -> Expr:
     dt = _dtype(dt)
     if a.dtype == dt:
         return a
     if isinstance(a, Const) and a.dtype.is_int and dt.is_int and dt.bits == 64:
         return Const(int(a.value), dt)
-    return Cast(a, dt)
+    if not (dt.is_float and dt.bits <= 8):  # the flags mean nothing elsewhere: keep the default text
+        saturate = True
+    if dt.name != "f8e8m0":
+        round_mode = "up"
+    return Cast(a, dt, bool(saturate), round_mode)
 
 
 def minimum(a, b):
@@ -392,7 +398,7 @@ def map_expr(e: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
         elif isinstance(x, Select):
             y = Select(go(x.cond), go(x.a), go(x.b))
         elif isinstance(x, Cast):
-            y = Cast(go(x.a), x.dtype)
+            y = Cast(go(x.a), x.dtype, x.saturate, x.round_mode)
         elif isinstance(x, Bitcast):
             y = Bitcast(go(x.a), x.dtype)
         elif isinstance(x, Load):
@@ -793,7 +799,8 @@ def fmt_expr(e: Expr) -> str:
     if isinstance(e, Select):
         return f"select({fmt_expr(e.cond)}, {fmt_expr(e.a)}, {fmt_expr(e.b)})"
     if isinstance(e, Cast):
-        return f"cast<{e.dtype}>({fmt_expr(e.a)})"
+        flags = ("" if e.saturate else ", nosat") + ("" if e.round_mode == "up" else f", {e.round_mode}")
+        return f"cast<{e.dtype}{flags}>({fmt_expr(e.a)})"
     if isinstance(e, Bitcast):
         return f"bitcast<{e.dtype}>({fmt_expr(e.a)})"
     if isinstance(e, Load):

@@ -15,6 +15,7 @@ import llvmlite.ir as ir
 
 from ..ir import loops as L
 from ..ir.dtypes import DType, dtype as _dtype
+from . import llvm_narrow as _narrow
 from .llvm_math import FAST_F32
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
@@ -31,6 +32,8 @@ def reg_type(dt: DType):
     """The type a value of ``dt`` has in registers (bf16 computes in float)."""
     if dt.kind == "bool":
         return I1
+    if _narrow.is_narrow(dt):  # float8 / float4 in float, int4 / int2 in i8 (see llvm_narrow)
+        return _narrow.reg_type(dt)
     if dt.kind in ("int", "uint"):
         if dt.bits not in (8, 16, 32, 64):
             raise CodegenError(f"dtype {dt} is not supported by the LLVM targets")
@@ -46,7 +49,7 @@ def reg_type(dt: DType):
 
 
 def mem_type(dt: DType):
-    if dt.kind == "bool":
+    if dt.kind == "bool" or _narrow.is_narrow(dt):
         return I8
     if dt.name == "bf16":
         return I16
@@ -376,6 +379,8 @@ class FnGen:
     def _from_mem(self, x, dt: DType, vec: bool):
         if dt.kind == "bool":
             return self.b.icmp_unsigned("!=", x, ir.Constant(x.type, 0))
+        if _narrow.is_narrow(dt):
+            return _narrow.from_mem(self, x, dt)
         if dt.name == "bf16":
             n = self.lanes if vec else 0
             w = self.b.zext(x, _vec(I32, n))
@@ -386,6 +391,8 @@ class FnGen:
     def _to_mem(self, x, dt: DType, vec: bool):
         if dt.kind == "bool":
             return self.b.zext(x, _vec(I8, self.lanes if vec else 0))
+        if _narrow.is_narrow(dt):
+            return _narrow.to_mem(self, x, dt)
         if dt.name == "bf16":
             return self.b.trunc(self.b.lshr(self._bf16_bits(x, vec), _const_like(x.type if False else _vec(I32, self.lanes if vec else 0), 16)),
                                 _vec(I16, self.lanes if vec else 0))
@@ -439,11 +446,13 @@ class FnGen:
         if isinstance(e, L.Load):
             return self.load(e)
         if isinstance(e, L.Bin):
-            return self.binop(e)
+            r = self.binop(e)
+            return Value(_narrow.after_op(self, r.v, e.dtype, e.op), r.vec) if _narrow.is_narrow(e.dtype) else r
         if isinstance(e, L.Cmp):
             return self.cmp(e)
         if isinstance(e, L.Un):
-            return self.unop(e)
+            r = self.unop(e)
+            return Value(_narrow.after_op(self, r.v, e.dtype, e.op), r.vec) if _narrow.is_narrow(e.dtype) else r
         if isinstance(e, L.Select):
             c, a, b = self.expr(e.cond), self.expr(e.a), self.expr(e.b)
             if c.vec or a.vec or b.vec:
@@ -456,6 +465,8 @@ class FnGen:
             src, dst = e.a.dtype, e.dtype
             n = self.lanes if x.vec else 0
             v = x.v
+            if _narrow.is_narrow(src) or _narrow.is_narrow(dst):
+                return Value(_narrow.bitcast(self, v, src, dst, reg_type), x.vec)
             if src.name == "bf16":
                 v = self.b.trunc(self.b.lshr(self.b.bitcast(v, _vec(I32, n)), _const_like(_vec(I32, n), 16)), _vec(I16, n))
             elif src.kind == "bool":
@@ -676,6 +687,10 @@ class FnGen:
         B = self.b
         if src == dst:
             return x
+        if _narrow.is_narrow(src) or _narrow.is_narrow(dst):
+            r = _narrow.cast(self, v, src, dst, e.saturate, e.round_mode)
+            if r is not None:
+                return Value(r, x.vec)
         if dst.kind == "bool":
             if src.is_float:
                 return Value(B.fcmp_unordered("!=", v, _const_like(v.type, 0.0)), x.vec)
@@ -845,6 +860,8 @@ def _fwidth(t):
 
 
 def _const(value, dt: DType):
+    if _narrow.is_narrow(dt):
+        return _narrow.const(value, dt)
     t = reg_type(dt)
     if dt.kind == "bool":
         return ir.Constant(I1, int(bool(value)))

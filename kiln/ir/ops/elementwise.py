@@ -362,7 +362,7 @@ def _lower_where(b, c, x, y):
 
 
 def _lower_cast(b, x, to, saturate, round_mode):
-    return b.compute(x.shape, lambda *i: _L.cast(x[i], to), dtype=to)
+    return b.compute(x.shape, lambda *i: _L.cast(x[i], to, saturate, round_mode), dtype=to)
 
 
 def _lower_bitcast(b, x, to):
