@@ -16,7 +16,11 @@ Float ``max`` / ``min`` are IEEE 754-2019 maximum / minimum: NaN propagates and 
 than -0, so they commute (``np.maximum`` would return its first operand for two zeros); hence
 ``relu(-0.0)`` is +0.
 
-Transcendental ops evaluate in float64 and round once to the operand's dtype. ``cast`` and
+Transcendental ops evaluate in float64 and round once to the operand's dtype. Compiled code may
+differ from this reference within a few ulps there, and in one more way: the LLVM targets may fuse
+a float multiply and the add or subtract consuming it into one FMA (one rounding instead of two;
+the GEMM micro-kernels rely on it), so ``x * y - z`` can give the product's rounding error where
+the reference gives 0. ``cast`` and
 ``bitcast`` convert between any two dtypes (see :mod:`._cast` for the rules).
 """
 from __future__ import annotations
