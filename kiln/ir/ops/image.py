@@ -184,12 +184,10 @@ def _weights(ratio, mode, nearest_mode, a, scale, antialias):
     return w / w.sum(axis=1, keepdims=True) if antialias else w
 
 
-def _resize_axis(y, axis, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude_outside, extrap, antialias):
-    in_n = y.shape[axis]
-    if out_n == 0:
-        shape = list(y.shape)
-        shape[axis] = 0
-        return np.empty(shape)
+def resize_taps(in_n, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude_outside, antialias):
+    """The weight table of one resized axis: for each output position, the n source indices (clipped
+    into the axis: edge values beyond the border), their weights [out_n, n], and which positions fall
+    outside (crop mode; None otherwise)."""
     x, outside = _source_coords(ctm, out_n, in_n, scale, roi)
     base = np.floor(x)
     ratio = np.where(x == base, 1.0, x - base)  # prefer the left pixel: ratio in (0, 1]
@@ -209,7 +207,17 @@ def _resize_axis(y, axis, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude
         w = np.where((idx < 0) | (idx >= in_n), 0.0, w)
         total = w.sum(axis=1, keepdims=True)
         w = w / np.where(total == 0, 1.0, total)
-    taken = np.take(y, np.clip(idx, 0, in_n - 1), axis=axis)  # edge values beyond the border
+    return np.clip(idx, 0, in_n - 1), w, outside
+
+
+def _resize_axis(y, axis, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude_outside, extrap, antialias):
+    in_n = y.shape[axis]
+    if out_n == 0:
+        shape = list(y.shape)
+        shape[axis] = 0
+        return np.empty(shape)
+    idx, w, outside = resize_taps(in_n, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude_outside, antialias)
+    taken = np.take(y, idx, axis=axis)
     wshape = (1,) * axis + w.shape + (1,) * (y.ndim - axis - 1)
     out = (taken * w.reshape(wshape)).sum(axis=axis + 1)
     if outside is not None and outside.any():
@@ -381,9 +389,11 @@ def col2im_array(x, image_shape, block_shape, dilations, pads, strides):
 
 
 # ------------------------------------------------------------------------------------------ lowering
-# The lowerings follow the references operation by operation in float64 (coordinates, floors and
-# ratio tests match bit for bit; constant parts fold in Python, which rounds as numpy does), then
-# round once to the result dtype. Tap indices are clamped, so every load is in bounds.
+# Resampling in float64 then one rounding to the result dtype, as the references do. resize reads
+# per-axis tap tables: with static sizes they are the reference's own tables (``resize_taps``), baked in
+# as weights; with symbolic sizes small kernels compute them, following the reference operation by
+# operation (constant parts fold in Python, which rounds as numpy does). Tables are laid out [tap, out]
+# so the innermost output loop reads them contiguously. Tap indices are clamped: every load is in bounds.
 F64 = L.const(0.0, "f64").dtype
 
 
@@ -418,6 +428,14 @@ def _fsel(c, a, e):
     return L.select(c, _f(a), _f(e))
 
 
+def _or(a, c):
+    return L.simplify(L.binary("or", a, c))
+
+
+def _and(a, c):
+    return L.simplify(L.binary("and", a, c))
+
+
 def _floor(v):
     return float(math.floor(v)) if _num(v) else L.unary("floor", _f(v))
 
@@ -428,9 +446,11 @@ def _size(e):
     return int(e.value) if isinstance(e, L.Const) else e
 
 
-def _ix(v):
-    """A float64 holding an integer, as an int64 index expression."""
-    return L.Const(int(v)) if _num(v) else L.cast(v, "i64")
+def _sum(terms):
+    total = terms[0]
+    for t in terms[1:]:
+        total = _fop("add", total, t)
+    return total
 
 
 def _to_dtype(v, dt):
@@ -442,8 +462,46 @@ def _to_dtype(v, dt):
     return L.cast(L.minimum(L.maximum(r, L.Const(float(info.min), F64)), L.Const(float(info.max), F64)), dt)
 
 
-def _resize_coord(ctm, y, in_n, out_n, scale, roi):
-    """The source coordinate of output position y (float64) and, in crop mode, whether it falls outside."""
+def _cubic_w(t, a):
+    t = _f(t) if _num(t) else L.unary("abs", _f(t))
+    if isinstance(t, L.Const):
+        t = L.Const(abs(t.value), F64)
+    near = _fop("add", _fop("mul", _fop("mul", _fop("sub", _fop("mul", a + 2, t), a + 3), t), t), 1)
+    far = _fop("sub", _fop("mul", _fop("add", _fop("mul", _fop("sub", _fop("mul", a, t), 5 * a), t), 8 * a), t), 4 * a)
+    return _fsel(_fcmp("le", t, 1.0), near, _fsel(_fcmp("lt", t, 2.0), far, 0.0))
+
+
+# --- resize ----------------------------------------------------------------------------------------
+class _AxisPlan:
+    """How one resized axis reads its input: ``n`` taps; ``index(j, o)`` the (in-range) source index of
+    tap j at output position o; ``weight(j, o)`` its float64 weight (None: weight 1); ``outside(o)`` the
+    crop-mode extrapolation test (None: never)."""
+
+    def __init__(self, n, index, weight=None, outside=None):
+        self.n, self.index, self.weight, self.outside = n, index, weight, outside
+
+
+def _table(t):
+    return lambda *i: t[i]
+
+
+def _static_plan(b, in_n, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude_outside, antialias):
+    """The reference's own tap table, as compile-time weights; None when the builder cannot hold weights."""
+    idx, w, outside = resize_taps(in_n, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude_outside, antialias)
+    if mode == "nearest":  # one tap: the one with weight 1 (weight 0 where exclude_outside left none)
+        col = np.argmax(w, axis=1)
+        rows = np.arange(out_n)
+        idx, w = idx[rows, col][:, None], (w[rows, col][:, None] if exclude_outside else None)
+    ti = b.weight(np.ascontiguousarray(idx.T.astype(np.int64)), "i64")
+    if ti is None:
+        return None
+    tw = None if w is None else b.weight(np.ascontiguousarray(w.T.astype(np.float64)), "f64")
+    to = b.weight(np.ascontiguousarray(outside), "bool") if outside is not None and outside.any() else None
+    return _AxisPlan(idx.shape[1], _table(ti), None if tw is None else _table(tw), None if to is None else _table(to))
+
+
+def _coord(y, in_n, out_n, scale, roi, ctm):
+    """``_source_coords`` for output position y (float64 expression): coordinate and crop-mode outside."""
     length = _fop("mul", scale, in_n)
     one = _fcmp("eq", length, 1.0)
     outside = None
@@ -452,14 +510,12 @@ def _resize_coord(ctm, y, in_n, out_n, scale, roi):
     elif ctm == "asymmetric":
         x = _fop("div", y, scale)
     elif ctm == "tf_crop_and_resize":
-        if roi is None:
-            raise NotImplementedError("resize: tf_crop_and_resize needs a roi")
         lo, hi = roi
         span = _fop("sub", hi, lo)
         x = _fsel(one, _fop("div", _fop("mul", span, _fop("sub", in_n, 1)), 2),
                   _fop("div", _fop("mul", _fop("mul", y, span), _fop("sub", in_n, 1)), _fop("sub", length, 1)))
         x = _fop("add", x, _fop("mul", lo, _fop("sub", in_n, 1)))
-        outside = L.binary("or", _fcmp("lt", x, 0.0), _fcmp("gt", x, _fop("sub", in_n, 1)))
+        outside = _or(_fcmp("lt", x, 0.0), _fcmp("gt", x, _fop("sub", in_n, 1)))
     elif ctm == "pytorch_half_pixel":
         x = _fsel(one, -0.5, _fop("sub", _fop("div", _fop("add", y, 0.5), scale), 0.5))
     elif ctm == "half_pixel":
@@ -472,121 +528,159 @@ def _resize_coord(ctm, y, in_n, out_n, scale, roi):
     return x, outside
 
 
-def _cubic_w(t, a):
-    t = L.unary("abs", _f(t))
-    near = _fop("add", _fop("mul", _fop("mul", _fop("sub", _fop("mul", a + 2, t), a + 3), t), t), 1)
-    far = _fop("sub", _fop("mul", _fop("add", _fop("mul", _fop("sub", _fop("mul", a, t), 5 * a), t), 8 * a), t), 4 * a)
-    return _fsel(_fcmp("le", t, 1.0), near, _fsel(_fcmp("lt", t, 2.0), far, 0.0))
+def _computed_plan(b, in_n, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude_outside, antialias):
+    """The tap table computed at run time (symbolic sizes), by small kernels over [tap, out]."""
+    hi = L.simplify(L.as_expr(in_n) - 1)
+    # the source coordinate of each output position and its fractional part, in (0, 1], once each
+    xs = b.buffer(b.compute([out_n], lambda o: _f(_coord(_f(o), in_n, out_n, scale, roi, ctm)[0]), dtype=F64),
+                  "resize_coord")
 
+    def ratio_of(o):
+        x = xs[o]
+        base = _floor(x)
+        return _fsel(_fcmp("eq", x, base), 1.0, _fop("sub", x, base))
 
-def _resize_taps(y, in_n, out_n, scale, roi, mode, ctm, nearest_mode, a, exclude_outside, antialias):
-    """[(index, weight)] for one axis at output position y (weight None: the only tap, weight 1; with a
-    third entry False: read nothing, give 0), and the crop-mode 'outside' condition."""
-    x, outside = _resize_coord(ctm, y, in_n, out_n, scale, roi)
-    base = _floor(x)
-    ratio = _fsel(_fcmp("eq", x, base), 1.0, _fop("sub", x, base))
-    hi = in_n - 1 if isinstance(in_n, int) else L.simplify(in_n - 1)
+    ratios = b.buffer(b.compute([out_n], ratio_of, dtype=F64), "resize_ratio")
 
-    def tap_index(n, k):
+    def coords(o):
+        x = xs[o]
+        return x, _or(_fcmp("lt", x, 0.0), _fcmp("gt", x, _fop("sub", in_n, 1))), ratios[o]
+
+    def first_tap(x, n):  # the index of tap 0, unclipped
         pad = (n + 1) // 2
         xp = _fop("add", x, pad)
         p = _floor(xp)
-        first = _fop("add", p, _fsel(_fcmp("eq", _fop("sub", xp, p), 0.0), -(n // 2), -(n // 2) + 1))
-        return L.simplify(_ix(first) + (k - pad))
+        f = _fop("add", p, _fsel(_fcmp("eq", _fop("sub", xp, p), 0.0), -(n // 2), -(n // 2) + 1))
+        return L.simplify((L.Const(int(f)) if _num(f) else L.cast(f, "i64")) - pad)
+
+    def inside(i):
+        return _and(L.binary("ge", i, L.Const(0)), L.binary("le", i, hi))
 
     if mode == "nearest":
-        right = {"round_prefer_floor": _fcmp("gt", ratio, 0.5), "round_prefer_ceil": _fcmp("ge", ratio, 0.5),
-                 "floor": L.Const(False, L.BOOL), "ceil": L.Const(True, L.BOOL)}[nearest_mode]
-        right = L.simplify(L.binary("or", right, _fcmp("eq", ratio, 1.0)))
-        i0, i1 = tap_index(2, 0), tap_index(2, 1)
-        idx = i1 if isinstance(right, L.Const) and right.value else (
-            i0 if isinstance(right, L.Const) else L.select(right, i1, i0))
-        taps = [(clamp(idx, 0, hi), None)]
+        def chosen(k, o):
+            x, _, ratio = coords(o)
+            right = {"round_prefer_floor": _fcmp("gt", ratio, 0.5), "round_prefer_ceil": _fcmp("ge", ratio, 0.5),
+                     "floor": L.Const(False, L.BOOL), "ceil": L.Const(True, L.BOOL)}[nearest_mode]
+            right = _or(right, _fcmp("eq", ratio, 1.0))
+            return L.simplify(first_tap(x, 2) + L.select(right, L.Const(1), L.Const(0)))
+
+        raw = b.buffer(b.compute([1, out_n], chosen, dtype="i64"), "resize_index")
+        n, weight = 1, None
         if exclude_outside:
-            taps = [(clamp(idx, 0, hi), None, L.binary("and", L.binary("ge", idx, L.Const(0)),
-                                                        L.binary("le", idx, L.as_expr(hi))))]
-        return taps, outside
-    s = min(scale, 1.0) if antialias else 1.0
-    reach = 1 if mode == "linear" else 2
-    start = int(math.floor(-reach / s) + 1)
-    n = 2 - 2 * start
-    idxs, ws = [], []
-    for k in range(n):
-        t = _fop("sub", start + k, ratio)
-        if s != 1.0:
-            t = _fop("mul", t, s)
-        if mode == "linear":
-            w = L.minimum(L.maximum(_fop("sub", 1.0, L.unary("abs", _f(t))), _f(0.0)), _f(1.0))
-        else:
-            w = _cubic_w(t, a)
-        idxs.append(tap_index(n, k))
-        ws.append(w)
-    if antialias:
-        total = _sum(ws)
-        ws = [_fop("div", w, total) for w in ws]
-    if exclude_outside:
-        ws = [_fsel(L.binary("and", L.binary("ge", i, L.Const(0)), L.binary("le", i, L.as_expr(hi))), w, 0.0)
-              for i, w in zip(idxs, ws)]
-        total = _sum(ws)
-        ws = [_fop("div", w, _fsel(_fcmp("eq", total, 0.0), 1.0, total)) for w in ws]
-    return [(clamp(i, 0, hi), _f(w)) for i, w in zip(idxs, ws)], outside
+            weight = _table(b.buffer(b.compute([1, out_n], lambda k, o: _fsel(inside(raw[k, o]), 1.0, 0.0),
+                                               dtype=F64), "resize_weight"))
+    else:
+        s = min(scale, 1.0) if antialias else 1.0
+        start = int(math.floor(-(1 if mode == "linear" else 2) / s) + 1)
+        n = 2 - 2 * start
+        raw = b.buffer(b.compute([n, out_n], lambda k, o: L.simplify(first_tap(coords(o)[0], n) + k), dtype="i64"),
+                       "resize_index")
 
+        def tap_weight(k, o):
+            t = _fop("sub", _f(L.simplify(k + start)), coords(o)[2])
+            if s != 1.0:
+                t = _fop("mul", t, s)
+            if mode == "linear":
+                return L.minimum(L.maximum(_fop("sub", 1.0, L.unary("abs", t)), _f(0.0)), _f(1.0))
+            return _cubic_w(t, a)
 
-def _sum(terms):
-    total = terms[0]
-    for t in terms[1:]:
-        total = _fop("add", total, t)
-    return total
+        w = b.buffer(b.compute([n, out_n], tap_weight, dtype=F64), "resize_weight")
+        if antialias:
+            w0 = w
+            w = b.buffer(b.compute([n, out_n], lambda k, o: _fop("div", w0[k, o], _sum([w0[j, o] for j in range(n)])),
+                                   dtype=F64), "resize_weight")
+        if exclude_outside:
+            w1 = w
+
+            def excluded(k, o):
+                kept = [_fsel(inside(raw[j, o]), w1[j, o], 0.0) for j in range(n)]
+                total = _sum(kept)
+                return _fop("div", _fsel(inside(raw[k, o]), w1[k, o], 0.0), _fsel(_fcmp("eq", total, 0.0), 1.0, total))
+
+            w = b.buffer(b.compute([n, out_n], excluded, dtype=F64), "resize_weight")
+        weight = _table(w)
+    outside = None
+    if ctm == "tf_crop_and_resize":
+        outside = _table(b.buffer(b.compute([out_n], lambda o: coords(o)[1], dtype="bool"), "resize_outside"))
+    return _AxisPlan(n, lambda j, o: clamp(raw[j, o], 0, hi), weight, outside)
 
 
 def resize_tensor(b, x, sizes, scales, roi, mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a,
                   exclude_outside, extrapolation_value, antialias):
     r = x.ndim
+    ctm = coordinate_transformation_mode
     out_shape = [b.dim(d) for d in sizes]
-    axes = []
+    if ctm == "tf_crop_and_resize" and roi is None:
+        raise NotImplementedError("resize: tf_crop_and_resize needs a roi")
+    plans, axes = {}, []
     for a in range(r):
         whole = roi is None or (math.isclose(roi[a], 0.0) and math.isclose(roi[a + r], 1.0))
         # a symbolic size is floor(scale * dim) at run time: the input's own dim when the scale is 1
         same = not isinstance(sizes[a], int) or _dim(x.shape[a]) == sizes[a]
-        if not (same and math.isclose(scales[a], 1.0) and whole):
-            axes.append(a)
+        if same and math.isclose(scales[a], 1.0) and whole:
+            continue
+        axes.append(a)
+        in_n, out_n = _size(x.shape[a]), _size(out_shape[a])
+        args = (in_n, out_n, float(scales[a]), None if roi is None else (roi[a], roi[a + r]), mode, ctm,
+                nearest_mode, cubic_coeff_a, exclude_outside, antialias)
+        plan = None
+        if isinstance(in_n, int) and isinstance(out_n, int):
+            if out_n == 0:
+                return b.compute(out_shape, lambda *i: L.const(0, x.dtype), dtype=x.dtype)
+            plan = _static_plan(b, *args)
+        plans[a] = plan or _computed_plan(b, *args)
+    if not axes:
+        return b.compute(out_shape, lambda *i: x[i], dtype=x.dtype)
+    if any(plans[a].n > 1 for a in axes):
+        x = b.buffer(x, "resize_input")  # read once per tap: compute it once
 
-    def element(*o):
-        plans = {}
+    def level(k, o, idx):
+        # the reference resizes axis by axis: the last resized axis sums over the earlier ones' results
+        if k < 0:
+            return L.cast(x[tuple(idx)], F64)
+        a = axes[k]
+        p = plans[a]
+        total = None
+        for j in range(p.n):
+            sub = list(idx)
+            sub[a] = p.index(L.Const(j), o[a])
+            v = level(k - 1, o, sub)
+            if p.weight is not None:
+                v = _fop("mul", v, p.weight(L.Const(j), o[a]))
+            total = v if total is None else _fop("add", total, v)
+        if p.outside is not None:
+            total = _fsel(p.outside(o[a]), float(extrapolation_value), total)
+        return total
+
+    if int(np.prod([plans[a].n for a in axes])) <= MAX_UNROLLED_TAPS:
+        return b.compute(out_shape, lambda *o: _to_dtype(level(len(axes) - 1, o, list(o)), x.dtype), dtype=x.dtype)
+
+    # many taps (antialiased downscaling): one reduction over every tap combination, the taps of the
+    # first resized axis innermost; extrapolation where any axis falls outside (the weights of each
+    # axis sum to 1, so that is what the reference's axis-by-axis extrapolation gives)
+    rv = {a: b.var("t") for a in axes}
+
+    def reduced(*o):
+        idx = list(o)
         for a in axes:
-            in_n, out_n = _size(x.shape[a]), _size(out_shape[a])
-            plans[a] = _resize_taps(_f(o[a]), in_n, out_n, float(scales[a]),
-                                    None if roi is None else (roi[a], roi[a + r]), mode,
-                                    coordinate_transformation_mode, nearest_mode, cubic_coeff_a, exclude_outside,
-                                    antialias)
+            idx[a] = plans[a].index(rv[a], o[a])
+        v = L.cast(x[tuple(idx)], F64)
+        for a in axes:
+            if plans[a].weight is not None:
+                v = _fop("mul", v, plans[a].weight(rv[a], o[a]))
+        total = L.Reduce("sum", L.Const(0.0, F64), tuple((rv[a], L.Const(plans[a].n)) for a in reversed(axes)), v)
+        for a in axes:
+            if plans[a].outside is not None:
+                total = _fsel(plans[a].outside(o[a]), float(extrapolation_value), total)
+        return _to_dtype(total, x.dtype)
 
-        def level(k, idx):
-            # the reference resizes axis by axis: the last resized axis sums over the earlier ones' results
-            if k < 0:
-                return L.cast(x[tuple(idx)], F64)
-            a = axes[k]
-            taps, outside = plans[a]
-            total = None
-            for tap in taps:
-                sub = list(idx)
-                sub[a] = tap[0]
-                v = level(k - 1, sub)
-                if tap[1] is not None:
-                    v = _fop("mul", v, tap[1])
-                if len(tap) > 2:
-                    v = _fsel(tap[2], v, 0.0)
-                total = v if total is None else _fop("add", total, v)
-            if outside is not None:
-                total = _fsel(outside, float(extrapolation_value), total)
-            return total
-
-        if not axes:
-            return x[o]
-        return _to_dtype(level(len(axes) - 1, list(o)), x.dtype)
-
-    return b.compute(out_shape, element, dtype=x.dtype)
+    return b.compute(out_shape, reduced, dtype=x.dtype)
 
 
+MAX_UNROLLED_TAPS = 64  # more tap combinations per output element than this: a reduction loop
+
+
+# --- grid_sample -----------------------------------------------------------------------------------
 def _reflect_expr(c, lo, hi):
     """``_reflect`` of the reference on a float64 expression (lo, hi Python floats or expressions)."""
     span = _fop("sub", hi, lo)
@@ -607,62 +701,78 @@ def _reflect_expr(c, lo, hi):
 def grid_sample_tensor(b, x, grid, mode, padding_mode, align_corners):
     spatial = [_size(d) for d in x.shape[2:]]
     nd = len(spatial)
-    out_shape = (x.shape[0], x.shape[1]) + grid.shape[1:-1]
+    points = grid.shape[:-1]  # [N, *out]
+    bounds = []
+    coords = []
+    for k, size in enumerate(spatial):
+        top = _fop("sub", size, 1)
+        lo, hi = (0.0, top) if align_corners else (-0.5, _fop("sub", size, 0.5))
+        bounds.append((lo, hi, top))
 
-    def element(n, ch, *o):
-        per_dim = []
-        for k, size in enumerate(spatial):
-            g = _f(grid[(n,) + o + (L.Const(nd - 1 - k),)])  # the grid's last axis lists x (innermost) first
+        def coord(*pt, k=k, size=size, lo=lo, hi=hi, top=top):
+            g = _f(grid[pt + (L.Const(nd - 1 - k),)])  # the grid's last axis lists x (innermost) first
             if align_corners:
-                c = _fop("mul", _fop("div", _fop("add", g, 1), 2), _fop("sub", size, 1))
-                lo, hi = 0.0, _fop("sub", size, 1)
+                c = _fop("mul", _fop("div", _fop("add", g, 1), 2), top)
             else:
                 c = _fop("div", _fop("sub", _fop("mul", _fop("add", g, 1), size), 1), 2)
-                lo, hi = -0.5, _fop("sub", size, 0.5)
             if mode == "nearest":
                 c = L.unary("round", c)
-            out = L.binary("or", _fcmp("lt", c, lo), _fcmp("gt", c, hi))
-            top = _fop("sub", size, 1)
+            out = _or(_fcmp("lt", c, lo), _fcmp("gt", c, hi))
             if padding_mode == "border":
                 c = _fsel(out, L.minimum(L.maximum(c, _f(0.0)), _f(top)), c)
             elif padding_mode == "reflection":
                 c = _fsel(out, _reflect_expr(c, lo, hi), c)
+            return c
+
+        # the sample coordinate along each spatial dim, once per point (every tap reads it)
+        coords.append(b.buffer(b.compute(points, coord, dtype=F64), "grid_coord"))
+
+    def element(n, ch, *o):
+        per_dim = []
+        for k, size in enumerate(spatial):
+            lo, hi, top = bounds[k]
+            c = coords[k][(n,) + o]
             if mode == "nearest":
                 taps = [(c, None)]
             else:
-                f = _floor(c)
+                f = L.unary("floor", c)
                 t = _fop("sub", c, f)
                 if mode == "linear":
                     taps = [(f, _fop("sub", 1.0, t)), (_fop("add", f, 1.0), t)]
                 else:
                     ts = [_fop("add", t, 1.0), t, _fop("sub", 1.0, t), _fop("sub", 2.0, t)]
-                    taps = [(_fop("add", f, k2 - 1.0), _cubic_w(ts[k2], -0.75)) for k2 in range(4)]
+                    taps = [(_fop("add", f, j - 1.0), _cubic_w(ts[j], -0.75)) for j in range(4)]
             res = []
             for i, w in taps:
                 if padding_mode == "zeros":
-                    ok = L.binary("and", _fcmp("ge", i, 0.0), _fcmp("lt", i, size))
-                    w = _fsel(ok, 1.0 if w is None else w, 0.0)
+                    w = _fsel(_and(_fcmp("ge", i, 0.0), _fcmp("lt", i, size)), 1.0 if w is None else w, 0.0)
                 elif padding_mode == "reflection":
                     i = L.unary("trunc", _reflect_expr(i, lo, hi))
-                i = L.cast(L.minimum(L.maximum(_f(i), _f(0.0)), _f(top)), "i64")
-                res.append((i, w))
+                res.append((L.cast(L.minimum(L.maximum(_f(i), _f(0.0)), _f(top)), "i64"), w))
             per_dim.append(res)
         total = None
         for combo in itertools.product(*per_dim):
             v = L.cast(x[(n, ch) + tuple(i for i, _ in combo)], F64)
             ws = [w for _, w in combo if w is not None]
             if ws:
-                w = ws[0]
-                for w2 in ws[1:]:
-                    w = _fop("mul", w, w2)
-                v = _fop("mul", w, v)
+                v = _fop("mul", _sum_prod(ws), v)
             total = v if total is None else _fop("add", total, v)
         return L.cast(total, x.dtype)
 
-    return b.compute(out_shape, element, dtype=x.dtype)
+    return b.compute((x.shape[0], x.shape[1]) + tuple(points[1:]), element, dtype=x.dtype)
 
 
+def _sum_prod(ws):
+    w = ws[0]
+    for w2 in ws[1:]:
+        w = _fop("mul", w, w2)
+    return w
+
+
+# --- col2im ----------------------------------------------------------------------------------------
 def col2im_tensor(b, x, image_shape, block_shape, dilations, pads, strides):
+    """Each image position sums, over the block offsets (a reduction, in the reference's order), the
+    column entries whose window covers it: no scatter."""
     r = len(image_shape)
     dil = list(dilations or [1] * r)
     pads = list(pads or [0] * (2 * r))
@@ -681,10 +791,10 @@ def col2im_tensor(b, x, image_shape, block_shape, dilations, pads, strides):
     rv = [b.var("r") for _ in range(r)]
 
     def element(n, ch, *p):
-        # block offset o (the reduction) covers image position p when p + pad - o * dil = blk * stride
+        # block offset o covers image position p when p + pad - o * dil == block * stride, 0 <= block < nblocks
         ok, blk = None, []
         for d in range(r):
-            q = p[d] + pads[d] - rv[d] * dil[d]
+            q = L.simplify(p[d] + pads[d] - rv[d] * dil[d])
             bd = L.binary("floordiv", q, L.Const(st[d])) if st[d] != 1 else q
             conds = [L.binary("ge", q, L.Const(0)), L.binary("lt", bd, L.Const(nblocks[d]))]
             if st[d] != 1:
@@ -697,8 +807,8 @@ def col2im_tensor(b, x, image_shape, block_shape, dilations, pads, strides):
             j = j * block_shape[d] + rv[d]
             lin = lin * nblocks[d] + blk[d]
         v = L.cast(x[n, ch * k + j, lin], F64)
-        body = L.select(ok, v, L.Const(0.0, F64))
-        red = L.Reduce("sum", L.Const(0.0, F64), tuple(zip(rv, (L.Const(v) for v in block_shape))), body)
+        red = L.Reduce("sum", L.Const(0.0, F64), tuple(zip(rv, (L.Const(v) for v in block_shape))),
+                       L.select(ok, v, L.Const(0.0, F64)))
         return L.cast(red, x.dtype)
 
     return b.compute(shape, element, dtype=x.dtype)

@@ -244,7 +244,7 @@ class Slice:
         return contiguous(x[tuple(idx)])
 
     def lower(b, x, starts, ends, axes, steps):
-        per_axis = {}  # axis -> (first index, step); as in the reference, a repeated axis: the last wins
+        per_axis = {}  # axis -> (start, end, step)
         for s, e, a, st in zip(starts, ends, axes, steps):
             per_axis[a % x.ndim] = (s, e, st)
         shape, first = list(x.shape), {}
