@@ -5,13 +5,15 @@ formats and i8 for the int ones; the semantics are those of :mod:`kiln.ir.ops._c
 
 * Loads of a float format index a 256-entry table of float32 bit patterns (one module-level constant
   per format, built here with ``ml_dtypes``): exact, NaN signs and all.
-* Float -> float format (stores, casts, and the rounding after each operation) counts the rounding
-  thresholds at or below ``|x|`` with a branchless binary search over a sorted table (the midpoints
-  between consecutive magnitudes, each nudged one ulp up where a tie rounds down to an even code), so
-  rounding is to nearest even by construction. Saturation, overflow to inf / NaN, the NaN codes and
-  negative zero come from the same ``ml_dtypes`` probes. Every source rounds to float32 first, as the
-  reference (and ``ml_dtypes``, even from float64) does. f8e8m0 (a power of two) follows
-  ``to_e8m0``'s bit recipe with its ``round_mode``.
+* Float -> float format (stores, casts, and the rounding after each operation) rounds ``|x|`` to
+  nearest even on its float32 bits: normal results by adding the rounding bias below the kept mantissa
+  bits and shifting (a carry moves into the exponent), results below the format's smallest normal by
+  one float add of a power of two that leaves exactly the format's quantum as the ulp. Magnitude codes
+  are monotone, so a code past the largest finite one is an overflow: the largest value with
+  ``saturate``, else inf / NaN. The NaN codes, negative zero and the overflow codes come from
+  ``ml_dtypes`` probes (:func:`fmt`, which also checks the layout assumed here). Every source rounds to
+  float32 first, as the reference (and ``ml_dtypes``, even from float64) does. f8e8m0 (a power of
+  two) follows ``to_e8m0``'s bit recipe with its ``round_mode``.
 * int4 / int2 values are sign-extended in their i8 register, uint4 / uint2 zero-extended; results of
   arithmetic and conversions wrap to the width (two's complement), stores keep the low bits.
 """
@@ -52,7 +54,10 @@ class Format:
     """What the code generator needs to know of one float format (derived from ``ml_dtypes``)."""
 
     name: str
-    thr: tuple  # rounding thresholds for |x| (float32), padded with NaN to a power of two
+    mant: int  # mantissa bits
+    emin: int  # exponent of the smallest normal value
+    maxcode: int  # the code of the largest finite magnitude
+    thr: tuple  # the rounding boundaries of |x| in float32 (a tie nudged up where it rounds down; tests)
     sign: int  # the sign bit of a code (0x80, or 0x08 for f4e2m1)
     nan: tuple  # codes of +NaN and -NaN
     neg_zero: int  # the code of -0.0 (0 where the format has no negative zero)
@@ -93,15 +98,14 @@ def fmt(dt) -> Format:
     npdt = dt.np
     decode = np.array(decode_table(dt), np.uint32).view(np.float32)
     sign = 0x08 if dt.bits == 4 else 0x80
-    mags = []
+    mags = []  # the finite magnitudes, in code order
     for c in range(sign):
         v = float(decode[c])
         if not math.isfinite(v) or (mags and v <= mags[-1]):
             break
         mags.append(v)
-    size = 1 << max(1, (len(mags) - 1).bit_length())
 
-    thr = []
+    thr = []  # |x| >= thr[i] rounds to a code above i
     for i in range(len(mags) - 1):
         mid = (mags[i] + mags[i + 1]) / 2  # exact in float32: at most 5 significant bits
         up = int(_conv([mid], npdt)[0]) == i + 1
@@ -111,30 +115,37 @@ def fmt(dt) -> Format:
     nan = tuple(int(c) for c in _conv([np.nan, -np.nan], npdt))
     # the reference clips before converting when saturating, and f4e2m1 always saturates
     ovf = None if dt.bits == 4 else _first_overflow(npdt, np.float32, np.uint32, hi)
-    f = Format(dt.name, tuple(thr + [math.nan] * (size - len(thr))),
+    fi = ml_dtypes.finfo(npdt)
+    f = Format(dt.name, int(fi.nmant), int(fi.minexp), len(mags) - 1, tuple(thr),
                sign, nan, int(_conv([-0.0], npdt)[0]), ovf, tuple(int(c) for c in _conv([np.inf, -np.inf], npdt)))
     # the encoding this module assumes: magnitude i is code i, a negative one sets the sign bit
     assert all(int(_conv([m], npdt)[0]) == i for i, m in enumerate(mags)), dt
     assert all(int(_conv([-m], npdt)[0]) == (i | sign if i else f.neg_zero) for i, m in enumerate(mags)), dt
+    probe = np.array(thr + [np.nextafter(np.float32(t), np.float32(0)) for t in thr] + ([ovf] if ovf else []), np.float32)
+    assert np.array_equal(_encode_np(probe, f, False), _conv(probe, npdt)), dt
     return f
 
 
 def encode_reference(x: np.ndarray, dt, saturate: bool = True) -> np.ndarray:
     """The algorithm :func:`encode` emits, in numpy (float32 input -> codes): for tests."""
-    f = fmt(dt)
-    x = np.asarray(x, np.float32)
-    thr = np.array(f.thr, np.float32)
+    return _encode_np(np.asarray(x, np.float32), fmt(dt), saturate)
+
+
+def _encode_np(x: np.ndarray, f: Format, saturate: bool) -> np.ndarray:
     a = np.abs(x)
-    idx = np.zeros(x.shape, np.int64)
-    step = len(thr) // 2
-    with np.errstate(invalid="ignore"):
-        while step:
-            idx = np.where(a >= thr[idx + step - 1], idx + step, idx)
-            step //= 2
-        neg = np.signbit(x)
-        code = np.where(neg, np.where(idx == 0, f.neg_zero, idx | f.sign), idx)
-        if not saturate and f.ovf is not None:
-            code = np.where(a >= f.ovf, np.where(neg, f.ovf_codes[1], f.ovf_codes[0]), code)
+    bits = a.view(np.int32).astype(np.int64)
+    shift = 23 - f.mant
+    normal = ((bits + (1 << (shift - 1)) - 1 + ((bits >> shift) & 1)) >> shift) - ((126 + f.emin) << f.mant)
+    magic = np.float32(2.0 ** (f.emin - f.mant + 23))
+    with np.errstate(all="ignore"):
+        sub = (a + magic).view(np.int32).astype(np.int64) - int(magic.view(np.int32))
+        idx = np.where(a < np.float32(2.0 ** f.emin), sub, normal)
+    neg = np.signbit(x)
+    over = idx > f.maxcode
+    idx = np.minimum(idx, f.maxcode)
+    code = np.where(neg, np.where(idx == 0, f.neg_zero, idx | f.sign), idx)
+    if not saturate and f.ovf is not None:
+        code = np.where(over, np.where(neg, f.ovf_codes[1], f.ovf_codes[0]), code)
     code = np.where(np.isnan(x), np.where(neg, f.nan[1], f.nan[0]), code)
     return code.astype(np.uint8)
 
@@ -202,7 +213,17 @@ def decode(g, byte, dt):
     b = g.b
     gv = _table(g, f"kiln.{dt.name}.decode", I32, decode_table(dt))
     idx = b.zext(byte, _vt(I32, n))
-    return b.bitcast(_lookup(g, gv, I32, idx), _vt(F32, n))
+    r = b.bitcast(_lookup(g, gv, I32, idx), _vt(F32, n))
+    _codes(g)[r] = byte  # a store of r writes this byte back (no search)
+    return r
+
+
+def _codes(g) -> dict:
+    """Per function: decoded register value -> the byte it came from (the byte dominates the value)."""
+    memo = getattr(g, "_narrow_codes", None)
+    if memo is None:
+        memo = g._narrow_codes = {}
+    return memo
 
 
 def encode(g, x, dt, saturate: bool = True, round_mode: str = "up"):
@@ -215,23 +236,26 @@ def encode(g, x, dt, saturate: bool = True, round_mode: str = "up"):
         return _encode_e8m0(g, x, saturate, round_mode)
     f = fmt(dt)
     i32, i8 = _vt(I32, n), _vt(I8, n)
-    gv = _table(g, f"kiln.{dt.name}.thresholds", F32, f.thr)
     a = b.call(g.mg.intrinsic("llvm.fabs", x.type), [x])
-    idx = _c(i32, 0)
-    step = len(f.thr) // 2
-    while step:  # idx = how many thresholds are <= |x| (NaN padding never is)
-        t = _lookup(g, gv, F32, b.add(idx, _c(i32, step - 1)))
-        idx = b.select(b.fcmp_ordered(">=", a, t), b.add(idx, _c(i32, step)), idx)
-        step //= 2
-    code = b.trunc(idx, i8)
+    bits = b.bitcast(a, i32)
+    shift = 23 - f.mant
+    # normal: round to nearest even at bit `shift` (ties: the kept lsb decides), rebias the exponent
+    lsb = b.and_(b.lshr(bits, _c(i32, shift)), _c(i32, 1))
+    normal = b.add(bits, b.add(lsb, _c(i32, (1 << (shift - 1)) - 1)))
+    normal = b.sub(b.lshr(normal, _c(i32, shift)), _c(i32, (126 + f.emin) << f.mant))
+    # below the smallest normal: a + 2**(emin - mant + 23) has the format's quantum as its ulp
+    magic = _c(x.type, 2.0 ** (f.emin - f.mant + 23))
+    sub = b.sub(b.bitcast(b.fadd(a, magic), i32), b.bitcast(magic, i32))
+    idx = b.select(b.fcmp_ordered("<", a, _c(x.type, 2.0 ** f.emin)), sub, normal)  # NaN: handled below
+    over = b.icmp_signed(">", idx, _c(i32, f.maxcode))  # inf and past the largest finite value
+    code = b.trunc(b.select(over, _c(i32, f.maxcode), idx), i8)
     neg = b.icmp_signed("<", b.bitcast(x, i32), _c(i32, 0))
     negc = b.or_(code, _c(i8, f.sign))
     if f.neg_zero != f.sign:
         negc = b.select(b.icmp_unsigned("==", code, _c(i8, 0)), _c(i8, f.neg_zero), negc)
     r = b.select(neg, negc, code)
     if not saturate and f.ovf is not None:
-        r = b.select(b.fcmp_ordered(">=", a, _c(x.type, f.ovf)),
-                     b.select(neg, _c(i8, f.ovf_codes[1]), _c(i8, f.ovf_codes[0])), r)
+        r = b.select(over, b.select(neg, _c(i8, f.ovf_codes[1]), _c(i8, f.ovf_codes[0])), r)
     isnan = b.fcmp_unordered("uno", x, x)
     return b.select(isnan, b.select(neg, _c(i8, f.nan[1]), _c(i8, f.nan[0])), r)
 
@@ -280,6 +304,9 @@ def from_mem(g, x, dt):
 
 def to_mem(g, x, dt):
     if is_narrow_float(dt):
+        byte = _codes(g).get(x)
+        if byte is not None:
+            return byte
         # register values are representable: exact ("down" keeps f8e8m0's subnormal 2**-127)
         return encode(g, x, dt, saturate=False, round_mode="down")
     return g.b.and_(x, _c(x.type, (1 << dt.bits) - 1))

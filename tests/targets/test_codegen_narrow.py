@@ -7,7 +7,7 @@ every format, every tie between two of them and the float32 values one ulp eithe
 thresholds, NaN, +-inf and -0.0. Outputs are compared as bytes (NaN signs, -0.0 and the codes of the
 formats without a negative zero included). Plus arithmetic in int4 (wrap-around inside a fused kernel),
 float8 arithmetic (rounded after each operation), bitcasts, and a dense sweep of float32 bit patterns
-through the rounding search.
+through the rounding.
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def _float_probe() -> np.ndarray:
         f = llvm_narrow.fmt(kd.dtype(name))
         dec = np.array(llvm_narrow.decode_table(kd.dtype(name)), np.uint32).view(np.float32)
         mags = dec[:f.sign][np.isfinite(dec[:f.sign])].astype(np.float64)
-        thr = np.array([t for t in f.thr if t == t], np.float32)
+        thr = np.array(f.thr, np.float32)
         near = np.concatenate([thr, np.nextafter(thr, np.float32(np.inf)), np.nextafter(thr, np.float32(0))])
         extra = [] if f.ovf is None else [f.ovf, np.nextafter(np.float32(f.ovf), np.float32(0)), 2 * f.ovf]
         v += list(mags) + list(near.astype(np.float64)) + [float(x) for x in extra]
