@@ -1,56 +1,58 @@
-"""`make demo`: import the bundled example model, optimize it, run it, compare with onnxruntime.
+"""`make demo`: compile the bundled example model for this CPU, save the artifact, load it back, run it.
 
     python examples/demo.py [model.onnx]
 
-Steps: ONNX -> kiln IR (kiln.frontends.onnx.from_onnx) -> graph passes (kiln.passes) -> verify ->
-run with kiln's reference interpreter at two batch sizes -> outputs, timing, and agreement with
-onnxruntime when it is installed. (Native code generation arrives with the CPU target.)
+Steps: ONNX -> kiln IR (kiln.frontends.onnx.from_onnx) -> graph passes -> kernels (loop IR) -> LLVM ->
+a shared library inside one .kiln artifact -> kiln.load -> native inference at two batch sizes, compared
+with kiln's reference interpreter and, when installed, onnxruntime.
 """
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 import kiln
-from kiln.frontends.onnx import from_onnx
-from kiln.passes import PassContext, PassManager, default_pipeline
 
 
 def main(path=None):
     path = Path(path or Path(__file__).with_name("tiny_cnn.onnx"))
     t0 = time.perf_counter()
-    graph = from_onnx(path)
-    t_import = time.perf_counter() - t0
-    pm = PassManager(default_pipeline(), PassContext(debug=True))
-    optimized = pm.run(graph)
-    kiln.verify(optimized)
-    print(f"model: {path.name}: imported in {t_import * 1e3:.1f} ms, "
-          f"{len(graph.nodes)} nodes -> {len(optimized.nodes)} after passes")
-    print(pm.report)
-    print()
-    print(optimized)
-    print()
+    model = kiln.compile(path, progress=False)
+    t_compile = time.perf_counter() - t0
+    m = model.manifest
+    print(f"model: {path.name}: compiled for {m['target']['options'].get('cpu')} in {t_compile:.2f} s, "
+          f"{len(m['kernels'])} kernel calls, weights {m['weights']['size'] / 1e3:.1f} kB")
+    print("kernels:")
+    for k in m["kernels"]:
+        print(f"  {k['name']:<28} -> {', '.join(k['outputs'])}")
+    with tempfile.TemporaryDirectory() as d:
+        art = Path(d) / (path.stem + ".kiln")
+        model.save(art)
+        print(f"artifact: {art.name}, {art.stat().st_size / 1e3:.1f} kB (manifest.json, model.so, weights.bin, kiln.h)")
+        loaded = kiln.load(art)
+    graph = model.graph
+    (inp,) = graph.inputs
     rng = np.random.default_rng(0)
-    (inp,) = optimized.inputs
     for batch in (1, 4):
-        shape = [batch if not isinstance(d, int) else d for d in optimized.types[inp].shape]
+        shape = [batch if not isinstance(d, int) else d for d in graph.types[inp].shape]
         x = rng.standard_normal(shape).astype(np.float32)
+        (y,) = loaded(x)
         t0 = time.perf_counter()
-        out = kiln.interpret(optimized, {inp: x})
-        dt = time.perf_counter() - t0
-        for name, y in out.items():
-            print(f"batch {batch}: {name} {list(y.shape)}  top-1 {y.argmax(-1).tolist()}  "
-                  f"first row {np.array2string(y[0], precision=4, max_line_width=200)}")
-        print(f"batch {batch}: interpreted in {dt * 1e3:.2f} ms")
+        for _ in range(20):
+            loaded(x)
+        dt = (time.perf_counter() - t0) / 20
+        ref = kiln.interpret(graph, {inp: x})[graph.outputs[0]]
+        print(f"batch {batch}: {graph.outputs[0]} {list(y.shape)}  top-1 {y.argmax(-1).tolist()}  "
+              f"{dt * 1e3:.3f} ms per inference  max |native - interpreter| = {np.abs(y - ref).max():.2e}")
         try:
             import onnxruntime as ort
         except ImportError:
             continue
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        want = sess.run(None, {inp: x})
-        err = max(float(np.max(np.abs(a - b))) for a, b in zip(out.values(), want))
-        print(f"batch {batch}: max |kiln - onnxruntime| = {err:.2e}")
+        want = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        print(f"batch {batch}: max |kiln - onnxruntime| = {np.abs(y - want).max():.2e}")
 
 
 if __name__ == "__main__":
