@@ -215,7 +215,7 @@ def main(argv=None) -> int:
         (RESULTS / "cpu.md").write_text(
             "# kiln vs onnxruntime on the CPU\n\n"
             "Written by `python benchmarks/bench_cpu.py`. Light-zoo weights are seeded random (the onnx package "
-            "ships them as ConstantOfShape placeholders); `bert` is the MiniLM-L6-shaped encoder of "
+            "ships them as ConstantOfShape placeholders; the logits feeding the final Softmax are compared too); `bert` is the MiniLM-L6-shaped encoder of "
             "`benchmarks/models.py` at batch 1, seq 128.\n\n" + text + f"\n\n{env}\n")
         plotted = plot(rows, RESULTS / "cpu.png", args.threads)
         print(f"wrote {RESULTS / 'cpu.md'}" + (f" and {RESULTS / 'cpu.png'}" if plotted else ""), file=sys.stderr)

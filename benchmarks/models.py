@@ -26,11 +26,20 @@ def light_dir() -> Path:
     return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
 
-def light_zoo(name: str, seed: int = 0):
-    """``light_<name>.onnx`` from the onnx package with its placeholder weights replaced by seeded random ones."""
+def light_zoo(name: str, seed: int = 0, expose_logits: bool = True):
+    """``light_<name>.onnx`` from the onnx package with its placeholder weights replaced by seeded random ones.
+
+    ``expose_logits``: also output the tensor feeding the final Softmax: with random weights the softmax
+    saturates to nearly one-hot, which would hide most differences between two engines.
+    """
     import onnx
 
-    return with_random_weights(onnx.load(str(light_dir() / f"light_{name}.onnx")), seed)
+    model = with_random_weights(onnx.load(str(light_dir() / f"light_{name}.onnx")), seed)
+    if expose_logits:
+        for n in model.graph.node:
+            if n.op_type == "Softmax":
+                model.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.input[0]))
+    return model
 
 
 def with_random_weights(model, seed: int = 0):
