@@ -158,7 +158,7 @@ def _packed_accessors(spec, b, mr, nr):
         N = static(spec.N)
         panels = N // nr
         if panels:
-            wt = _packed(b, ("b", id(barr), nr), lambda: np.ascontiguousarray(
+            wt = _packed(b, ("b", barr, nr), lambda: np.ascontiguousarray(
                 barr[:, :panels * nr].reshape(K, panels, nr).transpose(1, 0, 2)), spec.dtype)
             if wt is not None:
                 def b_fn(bidx, k, n, wt=wt):
@@ -168,7 +168,7 @@ def _packed_accessors(spec, b, mr, nr):
         G, Mg, KK = aarr.shape
         tiles = Mg // mr
         if tiles:
-            wa = _packed(b, ("a", id(aarr), mr), lambda: np.ascontiguousarray(
+            wa = _packed(b, ("a", aarr, mr), lambda: np.ascontiguousarray(
                 aarr[:, :tiles * mr, :].reshape(G, tiles, mr, KK).transpose(0, 1, 3, 2)), spec.dtype)
             if wa is not None:
                 def a_fn(bidx, m, k, wa=wa, G=G):
@@ -177,11 +177,15 @@ def _packed_accessors(spec, b, mr, nr):
 
 
 def _packed(b, key, make, dtype):
-    """One packed copy per constant and tile size, shared by every kernel that reads it."""
+    """One packed copy per constant and tile size, shared by every kernel that reads it. The cache
+    holds the source array too, so its id cannot be reused by another array while the entry lives."""
     cache = b.__dict__.setdefault("_packed_weights", {})
-    if key not in cache:
-        cache[key] = b.weight(make(), dtype)
-    return cache[key]
+    kind, src, size = key
+    entry = cache.get((kind, id(src), size))
+    if entry is None or entry[0] is not src:
+        entry = (src, b.weight(make(), dtype))
+        cache[(kind, id(src), size)] = entry
+    return entry[1]
 
 
 def _tiles(spec, b, value, r, ivars, out_buf, bv, mr, nr, a_fn, b_fn):

@@ -72,3 +72,15 @@ def test_small_spatial_conv_swaps_roles():
     text = _kernels_text(g)
     assert "alloc" in text
     kt.check_compiled(g, rtol=1e-3, atol=1e-3, trials=1)
+
+
+def test_two_convs_pack_their_own_weights():
+    # two swapped-role convs (55x55 outputs fill no vector) in one model: each reads its own packed copy
+    gb = GraphBuilder()
+    x = gb.input("x", "f32", [1, 16, 55, 55])
+    w1 = gb.const(rng.standard_normal((64, 16, 1, 1)).astype(np.float32))
+    w2 = gb.const(rng.standard_normal((64, 16, 3, 3)).astype(np.float32))
+    a = gb.op("relu", gb.op("conv", x, w1))
+    c = gb.op("relu", gb.op("conv", x, w2, pads=[1, 1, 1, 1]))
+    y = gb.op("max_pool", gb.op("concat", a, c, axis=1), kernel=[3, 3], strides=[2, 2], ceil_mode=True)[0]
+    kt.check_compiled(gb.build([y]), rtol=1e-4, atol=1e-4, trials=1)
