@@ -112,6 +112,19 @@ def test_gather_elements_with_symbolic_batch():
     check_compiled(g, [[values("f32", (n, 5), seed=n), indices((n, 3), 5, seed=n)] for n in (1, 3)])
 
 
+def test_gather_elements_and_gather_nd_clamp_out_of_range_indices():
+    b = GraphBuilder("clamp")
+    x = b.input("x", "f32", (3, 4))
+    i = b.input("i", "i64", (3, 2))
+    j = b.input("j", "i64", (2, 2))
+    g = b.build([b.op("gather_elements", x, i, axis=1), b.op("gather_nd", x, j)])
+    xs = values("f32", (3, 4))
+    model = check_compiled(g, [[xs, indices((3, 2), 4, seed=1), indices((2, 2), 3, seed=2)]])
+    ge, gn = model(xs, np.array([[4, -5], [99, -99], [3, -4]]), np.array([[3, 4], [-4, -5]]))
+    np.testing.assert_array_equal(np.asarray(ge), xs[np.arange(3)[:, None], [[3, 0], [3, 0], [3, 0]]])
+    np.testing.assert_array_equal(np.asarray(gn), [xs[2, 3], xs[0, 0]])
+
+
 # -------------------------------------------------------------------------------- gather_nd
 @pytest.mark.parametrize("batch_dims,xshape,ishape", [
     (0, (3, 4, 5), (2, 1)), (0, (3, 4, 5), (2, 2)), (0, (3, 4, 5), (2, 3, 3)), (0, (3, 4), (2,)),

@@ -168,6 +168,14 @@ def test_broadcast_dynamic():
     check_compiled(g, [[values("f32", (n, 1, 3)), np.array([n, 4, 1]), np.array([2, 1, 4, 1])] for n in (1, 3)])
 
 
+def test_broadcast_of_a_symbolic_dim_that_may_be_one_decides_at_run_time():
+    """x's dim ``batch`` against a result dim of 5: batch is 1 (broadcast) or 5 (kept) at run time."""
+    b = GraphBuilder("broadcast_runtime")
+    x = b.input("x", "f32", ("batch", 3))
+    g = b.build([b.op("broadcast_dynamic", b.op("neg", x), b.input("s", "i64", (2,)), dims=[5, 3])])
+    check_compiled(g, [[values("f32", (n, 3), seed=n), np.array([5, 3])] for n in (1, 5)])
+
+
 def test_broadcast_dynamic_of_a_size_one_dim_without_dims_is_refused():
     b = GraphBuilder("broadcast_dynamic")
     x = b.input("x", "f32", (3, 1))
