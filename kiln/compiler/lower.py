@@ -256,6 +256,13 @@ class _Lowerer:
 
     def _tensor_of_reduce(self, r: L.Reduce):
         t = self.b.reduce_owner.get(r)
+        if t is None:
+            # simplification rebuilt the expression (a reshape's index arithmetic folded, say); its
+            # axis variables, fresh for each reduction, still name it
+            key = (r.combiner, tuple(v.name for v, _ in r.axes))
+            for e, owner in self.b.reduce_owner.items():
+                if (e.combiner, tuple(v.name for v, _ in e.axes)) == key:
+                    t = owner
         if t is None or t.kind == "buffer":
             return None
         return t
