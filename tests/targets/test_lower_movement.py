@@ -260,6 +260,17 @@ def test_concat_keeps_loads_contiguous_off_the_concat_axis():
     assert "vectorized" in kernels(model)
 
 
+def test_concat_computes_costly_operands_once():
+    """A select evaluates every side: operands that are more than a load get buffers of their own first,
+    so the concat kernel itself only loads (no exp per operand per element)."""
+    b = GraphBuilder("concat_costly")
+    x = b.input("x", "f32", (2, 3, 8))
+    parts = [b.op("exp", b.op("mul", x, b.const(np.float32(k + 1)))) for k in range(3)]
+    model = check_compiled(b.build([b.op("concat", *parts, axis=1)]))
+    concat = [str(k) for name, k in model.program.kernels.items() if "concat" in name]
+    assert concat and "exp" not in concat[0], kernels(model)
+
+
 def test_concat_along_a_symbolic_dim():
     b = GraphBuilder("concat_sym")
     x = b.input("x", "i64", ("batch", 3))
