@@ -2,8 +2,9 @@
 
 Each case is compiled, linked, loaded and compared in a forked child (a crash is a failure, not the end
 of the run), with the case's own tolerances, the same as the interpreter's conformance test. Cases
-listed in ``compiled_conformance_failures.txt`` are strict xfails: one that starts passing fails this
-test until it is removed from the list. Regenerate the list with
+listed in ``compiled_conformance_failures.txt`` are known gaps (xfail); one that starts passing is reported
+as a warning (a new lowering landed) and should be removed from the list; every other case must pass.
+Regenerate the list with
 
     python benchmarks/onnx_conformance.py --target cpu --only-interpreter-passing \
         --write-failures tests/targets/compiled_conformance_failures.txt
@@ -44,6 +45,9 @@ def test_compiled_case(name):
     r = run_case_isolated(CASES[name], target="cpu", num_threads=1)
     if name in KNOWN_FAILURES:
         if r.status == "pass":
-            pytest.fail(f"{name} passes compiled now: remove it from {_FAILURES_FILE.name}")
+            import warnings
+
+            warnings.warn(f"{name} passes compiled now: remove it from {_FAILURES_FILE.name}")
+            return
         pytest.xfail(f"known gap: {r.status}: {r.detail}")
     assert r.status == "pass", f"{r.status}: {r.detail}"
