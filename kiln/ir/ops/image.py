@@ -632,7 +632,7 @@ def resize_tensor(b, x, sizes, scales, roi, mode, coordinate_transformation_mode
     if not axes:
         return b.compute(out_shape, lambda *i: x[i], dtype=x.dtype)
     if any(plans[a].n > 1 for a in axes):
-        x = operand_buffer(b, x)  # read once per tap: compute it once
+        x = operand_buffer(b, x, "resize_input")  # read once per tap: compute it once
 
     def level(k, o, idx):
         # the reference resizes axis by axis: the last resized axis sums over the earlier ones' results
@@ -699,7 +699,7 @@ def _reflect_expr(c, lo, hi):
 
 
 def grid_sample_tensor(b, x, grid, mode, padding_mode, align_corners):
-    x = operand_buffer(b, x)  # read once per tap
+    x = operand_buffer(b, x, "grid_sample_input")  # read once per tap
     spatial = [_size(d) for d in x.shape[2:]]
     nd = len(spatial)
     points = grid.shape[:-1]  # [N, *out]
@@ -790,7 +790,7 @@ def col2im_tensor(b, x, image_shape, block_shape, dilations, pads, strides):
                                   f"prod(block_shape) = {k}")
     shape = (x.shape[0], L.dim_expr(c)) + tuple(L.Const(v) for v in image_shape)
     rv = [b.var("r") for _ in range(r)]
-    x = operand_buffer(b, x)  # read once per block offset (most reads are then discarded)
+    x = operand_buffer(b, x, "col2im_input")  # read once per block offset (most reads are then discarded)
 
     def element(n, ch, *p):
         # block offset o covers image position p when p + pad - o * dil == block * stride, 0 <= block < nblocks

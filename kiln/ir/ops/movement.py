@@ -356,7 +356,7 @@ class Concat:
             offset = L.simplify(offset + t.shape[a])
         if len(parts) > 1:
             # a select evaluates every side: an operand that is more than a load is computed once, first
-            parts = [(operand_buffer(b, t), off) for t, off in parts]
+            parts = [(operand_buffer(b, t, "concat_operand"), off) for t, off in parts]
         if not parts:
             return b.compute(shape, lambda *i: L.const(0, xs[0].dtype), dtype=xs[0].dtype)
 
@@ -467,7 +467,7 @@ def _dim(e):
     return None
 
 
-def operand_buffer(b, t, cheap: int = 3):
+def operand_buffer(b, t, name: str = "operand", cheap: int = 3):
     """``t`` itself when reading an element is cheap (a load and a little arithmetic), else ``t`` computed
     into a buffer first: for operands read several times per result element."""
     if t.kind == "buffer":
@@ -475,16 +475,16 @@ def operand_buffer(b, t, cheap: int = 3):
     try:
         e = t[tuple(L.Var(f"_p{k}") for k in range(t.ndim))]
     except Exception:  # noqa: BLE001 - an extern's result: it has its own buffer once emitted
-        return b.buffer(t)
+        return b.buffer(t, name)
     cost = 0
     for n in L.walk(e):
         if isinstance(n, L.Reduce):
-            return b.buffer(t)
+            return b.buffer(t, name)
         if isinstance(n, L.Un):
             cost += 1 if n.op in ("neg", "abs", "not") else 4
         elif isinstance(n, (L.Load, L.Select, L.Cast)) or isinstance(n, (L.Bin, L.Cmp)) and not n.dtype.is_int:
             cost += 1
-    return t if cost <= cheap else b.buffer(t)
+    return t if cost <= cheap else b.buffer(t, name)
 
 
 def clamp(e, lo, hi):
