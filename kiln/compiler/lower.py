@@ -84,7 +84,7 @@ class _Lowerer:
         for node in g.nodes:
             opdef = OPS.get(node.op)
             if (opdef is None or opdef.lower is None) and node.op not in missing:
-                missing[node.op] = node.label()
+                missing[node.op] = node.label
         if missing:
             raise errors.UnsupportedOperatorError(
                 [(op, "core", where) for op, where in missing.items()],

@@ -178,3 +178,12 @@ def test_bad_arguments():
         kiln.compile(42)
     with pytest.raises(kiln.ModelLoadError):
         kiln.compile("/nonexistent/model.onnx")
+
+
+def test_ops_without_a_lowering_are_named_with_their_node(monkeypatch):
+    from kiln.ir.registry import OPS
+
+    monkeypatch.setattr(OPS["relu"], "lower", None)
+    with pytest.raises(kiln.UnsupportedOperatorError, match="relu") as e:
+        kiln.compile(mlp_graph(batch=2))
+    assert "no lowering" in str(e.value) and "node" in str(e.value)
