@@ -18,24 +18,28 @@ static int32_t threads(void) {
 }
 
 typedef void (*kiln_body)(void *ctx, int64_t begin, int64_t end);
-struct kiln_job { kiln_body fn; void *ctx; int64_t n; int32_t nt; };
+struct kiln_job { kiln_body fn; void *ctx; int64_t n; int64_t chunk; int64_t next; };
 
-int omp_get_thread_num(void);
-
+/* Each thread takes chunks of about 1/(4 * threads) of the range from a shared counter until none is
+   left: a thread slowed down (another process on its core, a tile with more work) does not hold the
+   others back, as a static split would. */
 static void kiln_worker(void *p) {
     struct kiln_job *j = (struct kiln_job *)p;
-    int64_t t = omp_get_thread_num();
-    int64_t chunk = j->n / j->nt, extra = j->n % j->nt;
-    int64_t begin = t * chunk + (t < extra ? t : extra);
-    int64_t end = begin + chunk + (t < extra ? 1 : 0);
-    if (begin < end) j->fn(j->ctx, begin, end);
+    for (;;) {
+        int64_t begin = __atomic_fetch_add(&j->next, j->chunk, __ATOMIC_RELAXED);
+        if (begin >= j->n) break;
+        int64_t end = begin + j->chunk < j->n ? begin + j->chunk : j->n;
+        j->fn(j->ctx, begin, end);
+    }
 }
 
 void kiln_parallel_for(kiln_body fn, void *ctx, int64_t n) {
     int32_t nt = threads();
     if (nt > n) nt = (int32_t)n;
     if (nt <= 1) { if (n > 0) fn(ctx, 0, n); return; }
-    struct kiln_job j = {fn, ctx, n, nt};
+    int64_t chunk = n / ((int64_t)nt * 4);
+    if (chunk < 1) chunk = 1;
+    struct kiln_job j = {fn, ctx, n, chunk, 0};
     GOMP_parallel(kiln_worker, &j, (unsigned)nt, 0);
 }
 
