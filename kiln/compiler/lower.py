@@ -286,15 +286,10 @@ class _Lowerer:
         outs = [getattr(op, "out_bufs", {}).get(j, ob) for j, ob in enumerate(op.outputs)]
         body = op.body(self.b, outs, ins)
         # the extern writes its own out buffers; give them homes
-        names = []
         for j, ob in enumerate(outs):
-            name = op.values[j] if hasattr(op, "values") else (v if j == k else f"{v}_out{j}")
             if id(ob) not in self.home:
-                self.home[id(ob)] = ("workspace", name)
-            names.append(name)
+                self.home[id(ob)] = ("workspace", v if j == k else f"{v}_out{j}")
         self._add_kernel(body, outs, v)
-        for tt in getattr(op, "result_tensors", []):
-            pass
         t.fn = placeholder(outs[k]).fn
         t.kind, t.buffer = "buffer", outs[k]
         op.bufs = outs
