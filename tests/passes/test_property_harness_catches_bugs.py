@@ -88,8 +88,18 @@ def test_float_x_times_zero_is_not_zero(monkeypatch):
     rules = dict(simplify_mod.RULES)
     rules["mul"] = [float_zero_too]
     monkeypatch.setattr(simplify_mod, "RULES", rules)
-    assert _caught(simplify, kt.graphs(ops=["log", "mul", "sqrt", "neg", "add", "exp", "reciprocal"],
-                                       dtypes=["f32"]), n=500)
+    # log of a negative number times zero: the equivalence check with its random inputs must see the NaN.
+    # (A drawn-graph search for this found it or not depending on which tests ran before it in the same
+    # worker, so the graph is written out.)
+    from kiln.ir.builder import GraphBuilder
+
+    gb = GraphBuilder()
+    x = gb.input("x", "f32", [16])
+    y = gb.op("mul", gb.op("log", x), gb.const(np.zeros(16, np.float32)))
+    g = gb.build([y])
+    assert any(n.op == "mul" for n in g.nodes) and not any(n.op == "mul" for n in simplify(g).nodes)
+    with pytest.raises(AssertionError, match="differ"):
+        kt.assert_equivalent(g, simplify(g))
 
 
 def test_correct_passes_are_not_flagged():
