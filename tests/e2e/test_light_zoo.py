@@ -4,6 +4,7 @@ with onnxruntime.
 Their weights are ``ConstantOfShape`` placeholders; :func:`with_random_weights` replaces each with a
 seeded random initializer scaled so activations stay of order one through the whole network.
 """
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,51 +16,19 @@ ort = pytest.importorskip("onnxruntime")
 import kiln  # noqa: E402
 from kiln.frontends.onnx import from_onnx  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import models as _models  # noqa: E402  (benchmarks/models.py: one home for the seeded weights)
+
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
           "squeezenet", "vgg19", "zfnet512"]
 
 
 def with_random_weights(model, seed=0):
-    """Replace every ConstantOfShape fed by an initializer with a seeded random initializer."""
-    from onnx import numpy_helper
-
-    rng = np.random.default_rng(seed)
-    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    consumers = {}
-    for n in model.graph.node:
-        for k, i in enumerate(n.input):
-            consumers.setdefault(i, []).append((n.op_type, k))
-    keep, new_inits = [], []
-    for n in model.graph.node:
-        if n.op_type == "ConstantOfShape" and n.input[0] in inits:
-            shape = tuple(int(d) for d in inits[n.input[0]])
-            roles = consumers.get(n.output[0], [])
-            if any(op == "BatchNormalization" and k in (1, 4) for op, k in roles):
-                arr = rng.uniform(0.5, 1.5, shape)  # scale and variance: positive
-            elif any(op == "BatchNormalization" for op, _ in roles) or len(shape) <= 1:
-                arr = rng.uniform(-0.1, 0.1, shape)  # biases, means, shifts
-            else:
-                fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-                arr = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
-            new_inits.append(numpy_helper.from_array(arr.astype(np.float32), n.output[0]))
-        else:
-            keep.append(n)
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    del out.graph.node[:]
-    out.graph.node.extend(keep)
-    out.graph.initializer.extend(new_inits)
-    used = {i for n in keep for i in n.input}
-    live = [t for t in out.graph.initializer if t.name in used]
-    del out.graph.initializer[:]
-    out.graph.initializer.extend(live)
-    live_names = {t.name for t in live}
-    inputs = [i for i in out.graph.input if i.name in live_names or i.name not in inits]
-    del out.graph.input[:]
-    out.graph.input.extend(inputs)
-    # also expose the logits feeding the final softmax: a saturated softmax alone compares weakly
-    for n in keep:
+    """The benchmark's seeded weights (benchmarks/models.py), with the logits feeding the final softmax
+    exposed as outputs too: a saturated softmax alone compares weakly."""
+    out = _models.with_random_weights(model, seed)
+    for n in out.graph.node:
         if n.op_type == "Softmax":
             out.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.input[0]))
     return out
