@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from ..frontends.onnx.conformance import CaseResult, _array, _ops_of, compare
+from ..frontends.onnx.conformance import CaseResult, _array, _ops_of, check_outputs
 
 __all__ = ["run_case", "run_case_isolated", "run_all", "summarize", "category"]
 
@@ -74,13 +74,9 @@ def run_case(case, target: str = "cpu", num_threads: int = 1) -> CaseResult:
             got = list(model(*inputs))
         except Exception as e:  # noqa: BLE001
             return CaseResult(case.name, "error", f"run: {type(e).__name__}: {e}", ops)
-        if len(got) != len(outputs):
-            return CaseResult(case.name, "fail", f"{len(got)} outputs, expected {len(outputs)}", ops)
-        try:
-            for j, (e, a) in enumerate(zip(outputs, got)):
-                compare(e, a, case.rtol, case.atol, f"data set {k} output {j}")
-        except AssertionError as e:
-            return CaseResult(case.name, "fail", str(e).strip().splitlines()[0][:300], ops)
+        bad = check_outputs(case, k, outputs, got, ops)
+        if bad is not None:
+            return bad
     return CaseResult(case.name, "pass", "", ops)
 
 

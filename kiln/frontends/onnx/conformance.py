@@ -91,15 +91,22 @@ def run_case(case) -> CaseResult:
                 got = interpret(graph, list(inputs))
         except Exception as e:  # noqa: BLE001
             return CaseResult(case.name, "error", f"interpret: {type(e).__name__}: {e}", ops)
-        got = list(got.values())
-        if len(got) != len(outputs):
-            return CaseResult(case.name, "fail", f"{len(got)} outputs, expected {len(outputs)}", ops)
-        try:
-            for j, (e, a) in enumerate(zip(outputs, got)):
-                compare(e, a, case.rtol, case.atol, f"data set {k} output {j}")
-        except AssertionError as e:
-            return CaseResult(case.name, "fail", str(e).strip().splitlines()[0][:300], ops)
+        bad = check_outputs(case, k, outputs, list(got.values()), ops)
+        if bad is not None:
+            return bad
     return CaseResult(case.name, "pass", "", ops)
+
+
+def check_outputs(case, k, outputs, got, ops):
+    """A failing CaseResult when data set ``k``'s results ``got`` differ from ``outputs``, else None."""
+    if len(got) != len(outputs):
+        return CaseResult(case.name, "fail", f"{len(got)} outputs, expected {len(outputs)}", ops)
+    try:
+        for j, (e, a) in enumerate(zip(outputs, got)):
+            compare(e, a, case.rtol, case.atol, f"data set {k} output {j}")
+    except AssertionError as e:
+        return CaseResult(case.name, "fail", str(e).strip().splitlines()[0][:300], ops)
+    return None
 
 
 def run_all(cases=None) -> list:
