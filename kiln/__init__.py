@@ -31,7 +31,7 @@ __all__ = [
 
 def __getattr__(name):
     # heavier submodules load on first use
-    if name in ("testing", "passes"):
+    if name in ("testing", "passes", "jax"):  # kiln.jax (the jit decorator) imports jax on first use of it
         import importlib
 
         return importlib.import_module(f"kiln.{name}")

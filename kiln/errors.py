@@ -13,16 +13,23 @@ class KilnError(Exception):
 class UnsupportedOperatorError(KilnError):
     """A model uses operators kiln cannot convert.
 
-    ``unsupported`` lists every distinct (op_type, opset, first node name) of the model at once,
-    so that one run tells a user everything that is missing.
+    ``unsupported`` lists every distinct (op_type, version, first node name[, source location]) of
+    the model at once, so that one run tells a user everything that is missing. ``version`` is an
+    ONNX opset (int), a word such as ``"core"``, or None; the source location (a framework's
+    ``file.py:12 in forward: y = f(x)``) says where the op came from in the user's code.
     """
 
     def __init__(self, unsupported, source: str = "model"):
-        self.unsupported = list(unsupported)
+        self.unsupported = [tuple(u) for u in unsupported]
         lines = [f"{source} uses {len(self.unsupported)} unsupported operator(s):"]
-        for op_type, opset, node in self.unsupported:
+        for op_type, version, node, *location in self.unsupported:
             where = f"first at node '{node}'" if node else "first node unnamed"
-            lines.append(f"  - {op_type} (opset {opset}), {where}")
+            if location and location[0]:
+                where += f", from {location[0]}"
+            if version is None:
+                lines.append(f"  - {op_type}, {where}")
+            else:
+                lines.append(f"  - {op_type} ({'opset ' if isinstance(version, int) else ''}{version}), {where}")
         super().__init__("\n".join(lines))
 
 

@@ -13,21 +13,17 @@ from .. import errors
 from ..ir.graph import Graph
 
 
-def load_graph(model, input_shapes=None) -> Graph:
-    """An ONNX ModelProto, a path to an .onnx file, or a kiln Graph, as a Graph."""
-    if isinstance(model, Graph):
-        if input_shapes:
-            raise ValueError("input_shapes applies to ONNX models; a kiln Graph already has its input types")
-        return model
-    if isinstance(model, (str, os.PathLike)) or type(model).__name__ == "ModelProto":
-        from ..frontends.onnx import from_onnx
+def load_graph(model, input_shapes=None, example_inputs=None, dynamic_shapes=None) -> Graph:
+    """The model as a kiln Graph, through the frontend that reads it (see :func:`kiln.frontends.frontend_for`)."""
+    from ..frontends import frontend_for
 
-        return from_onnx(model, input_shapes=input_shapes)
-    mod = type(model).__module__ or ""
-    if mod.startswith("torch"):
-        raise TypeError("compiling a torch module goes through the PyTorch frontend, which is not available yet")
-    raise TypeError(f"kiln.compile takes an ONNX ModelProto, a path to an .onnx file or a kiln Graph, "
-                    f"got {type(model).__name__}")
+    if isinstance(model, Graph):
+        if input_shapes or dynamic_shapes:
+            raise ValueError("input_shapes and dynamic_shapes apply to ONNX, PyTorch and JAX models; "
+                             "a kiln Graph already has its input types")
+        return model
+    return frontend_for(model, example_inputs)(model, example_inputs=example_inputs, input_shapes=input_shapes,
+                                               dynamic_shapes=dynamic_shapes)
 
 
 def graph_pipeline(opt_level: int, target) -> list:
@@ -65,14 +61,18 @@ class Progress:
         sys.stderr.flush()
 
 
-def compile(model, target="cpu", *, input_shapes=None, example_inputs=None, opt_level: int = 2,
-            num_threads: int | None = None, dump_ir=None, progress=None):
+def compile(model, target="cpu", *, input_shapes=None, example_inputs=None, dynamic_shapes=None,
+            opt_level: int = 2, num_threads: int | None = None, dump_ir=None, progress=None):
     """Compile ``model`` for ``target`` into a :class:`kiln.CompiledModel`.
 
-    ``model``: an ONNX ``ModelProto``, a path to an ``.onnx`` file, or a kiln ``Graph``.
+    ``model``: an ONNX ``ModelProto``, a path to an ``.onnx`` file, a ``torch.nn.Module``, a JAX function
+    or a kiln ``Graph``.
     ``target``: ``"cpu"``, ``"llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1"`` or a Target.
-    ``input_shapes``: ``{input name: shape}`` to fix dims (ints) or name them (strings) for ONNX models.
-    ``example_inputs``: arrays (in input order) or a dict; their shapes fix the graph's free dims.
+    ``input_shapes``: ``{input name: shape}`` to fix dims (ints) or name them (strings) for ONNX and JAX models.
+    ``example_inputs``: arrays (in input order) or a dict; their shapes fix the graph's free dims. PyTorch
+    modules and JAX functions are traced with them (required there).
+    ``dynamic_shapes``: for PyTorch, the ``torch.export`` dynamic-shapes spec (``torch.export.Dim`` per dim);
+    those dims become named symbols of the compiled model.
     ``dump_ir``: a directory that receives the IR after every pass, the kernels and the LLVM IR.
     ``progress``: show a progress bar (default: when stderr is a terminal).
     """
@@ -87,9 +87,7 @@ def compile(model, target="cpu", *, input_shapes=None, example_inputs=None, opt_
     if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
         raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
     tgt = _targets.get(target, num_threads=num_threads) if isinstance(target, str) else target
-    if example_inputs is not None and input_shapes is None and not isinstance(model, Graph):
-        input_shapes = _shapes_of(model, example_inputs)
-    graph = load_graph(model, input_shapes)
+    graph = load_graph(model, input_shapes, example_inputs, dynamic_shapes)
     dump_dir = Path(dump_ir) if dump_ir else None
     if dump_dir:
         dump_dir.mkdir(parents=True, exist_ok=True)
@@ -165,20 +163,3 @@ def _isatty() -> bool:
         return sys.stderr.isatty()
     except Exception:
         return False
-
-
-def _shapes_of(model, example_inputs) -> dict:
-    import numpy as np
-
-    from ..frontends.onnx.importer import load_model
-
-    proto = load_model(model)
-    inits = {i.name for i in proto.graph.initializer}
-    names = [i.name for i in proto.graph.input if i.name not in inits]
-    if isinstance(example_inputs, dict):
-        return {k: list(np.shape(v)) for k, v in example_inputs.items()}
-    arrays = list(example_inputs) if isinstance(example_inputs, (list, tuple)) else [example_inputs]
-    if len(arrays) != len(names):
-        raise ValueError(f"example_inputs has {len(arrays)} arrays, the model takes {len(names)} inputs "
-                         f"({', '.join(names)})")
-    return {n: list(np.shape(a)) for n, a in zip(names, arrays)}

@@ -196,6 +196,8 @@ def _as_input(spec: TensorSpec, npdt: np.dtype, value) -> np.ndarray:
         a = value
         if a.ndim == len(spec.shape) and a.flags.c_contiguous and a.flags.aligned:
             return a
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor (the runtime never imports torch)
+        value = value.detach().cpu().numpy()
     strict = hasattr(value, "dtype") or hasattr(value, "__array__") or hasattr(value, "__array_interface__")
     try:
         a = np.asarray(value)
