@@ -308,3 +308,18 @@ def test_primitive_compiled(name):
     want = jax.tree_util.tree_leaves(fn(*jax.tree_util.tree_map(jnp.asarray, args)))
     for i, (g, w) in enumerate(zip(got, want)):
         assert_close(g, w, 1e-4, 1e-5, what=f"output {i}")
+
+
+def test_control_flow_cond_switch_and_scan():
+    """cond/switch convert every branch and select; scan (and fori_loop with static bounds) unrolls."""
+    def fn(x, i):
+        a = lax.cond(x.sum() > 0, lambda v: v * 2, lambda v: -v, x)
+        b = lax.switch(i, [jnp.sin, jnp.cos, lambda v: v + 1], x)
+        c = lax.cond(True, lambda v: v + 3, lambda v: v, x)
+        carry, ys = lax.scan(lambda c, r: (c + r, c * r), jnp.zeros(4, jnp.float32), x, reverse=True)
+        f = lax.fori_loop(0, 3, lambda k, v: v * 1.5 + k, x)
+        return a, b, c, carry, ys, f
+
+    for i in (0, 2, 7):
+        check(fn, X, np.int32(i))
+    check(fn, -np.abs(X), np.int32(1))

@@ -28,6 +28,10 @@ CALLS = {
     "custom_vjp_call": "call_jaxpr", "custom_vjp_call_jaxpr": "fun_jaxpr", "named_call": "call_jaxpr",
     "xla_call": "call_jaxpr", "core_closed_call": "call_jaxpr",
 }
+#: control flow converted by the walk itself: cond (every branch, then a select) and scan (unrolled)
+STRUCTURAL = {"cond", "scan"}
+#: most unrolled scan iterations times body equations
+MAX_UNROLLED = 20000
 #: primitives with sub-jaxprs whose semantics are not "call it once" (never inlined)
 CONTROL_FLOW = {"scan", "while", "cond", "switch", "custom_linear_solve", "custom_transpose_call",
                 "pmap", "xla_pmap", "shard_map", "reduce", "reduce_window", "sort", "scatter", "select_and_scatter",
@@ -186,8 +190,14 @@ def location(eqn) -> str | None:
     if frame is None:
         return None
     text = linecache.getline(frame.file_name, frame.start_line).strip()
-    loc = f"{os.path.basename(frame.file_name)}:{frame.start_line} in {frame.function_name}"
+    fn = frame.function_name.rsplit(".", 1)[-1]  # the function itself, not its <locals> path
+    loc = f"{os.path.basename(frame.file_name)}:{frame.start_line} in {fn}"
     return f"{loc}: {text}" if text else loc
+
+
+def _bodies(eqn):
+    """The closed jaxprs a structural primitive runs."""
+    return list(eqn.params["branches"]) if eqn.primitive.name == "cond" else [eqn.params["jaxpr"]]
 
 
 def inline_target(eqn):
@@ -230,16 +240,20 @@ class _Converter:
         missing: dict = {}
         counter = [0]
 
-        def visit(jx):
+        def visit(jx, outer_loc):
             for eqn in jx.eqns:
                 counter[0] += 1
+                loc = location(eqn) or outer_loc
                 sub = inline_target(eqn)
                 if sub is not None:
-                    visit(sub[0])
+                    visit(sub[0], loc)
+                elif eqn.primitive.name in STRUCTURAL:
+                    for body in _bodies(eqn):
+                        visit(body.jaxpr, loc)
                 elif lookup(eqn.primitive.name) is None and eqn.primitive.name not in missing:
-                    missing[eqn.primitive.name] = (eqn.primitive.name, None, f"eqn {counter[0]}", location(eqn))
+                    missing[eqn.primitive.name] = (eqn.primitive.name, None, f"eqn {counter[0]}", loc)
 
-        visit(jaxpr)
+        visit(jaxpr, None)
         if missing:
             raise UnsupportedOperatorError(list(missing.values()), source=f"JAX function '{self.fn_name}'")
 
@@ -278,7 +292,9 @@ class _Converter:
             self._literals[key] = v
         return v
 
-    def _run(self, jaxpr, consts, args):
+    def _run(self, jaxpr, consts, args, outer_loc=None):
+        """Convert ``jaxpr`` applied to kiln values ``args``; ``outer_loc`` is the source line of the call
+        that inlines it (JAX keeps no user frame for equations traced inside a jit)."""
         from jax.extend.core import Literal
 
         env = {}
@@ -293,20 +309,76 @@ class _Converter:
         for eqn in jaxpr.eqns:
             self.count += 1
             ins = [read(v) for v in eqn.invars]
+            loc = location(eqn) or outer_loc
             sub = inline_target(eqn)
             if sub is not None:
-                outs = self._run(sub[0], sub[1], ins)
+                outs = self._run(sub[0], sub[1], ins, loc)
+            elif eqn.primitive.name == "cond":
+                outs = self._cond(eqn, ins, loc)
+            elif eqn.primitive.name == "scan":
+                outs = self._scan(eqn, ins, loc)
             else:
-                outs = self._convert(eqn, ins)
+                outs = self._convert(eqn, ins, loc)
             for var, val in zip(eqn.outvars, outs):
                 if type(var).__name__ != "DropVar":
                     env[var] = val
         return [read(v) for v in jaxpr.outvars]
 
-    def _convert(self, eqn, ins):
+    def _where(self, eqn, loc):
+        return f"JAX primitive '{eqn.primitive.name}' (eqn {self.count}" + (f", {loc})" if loc else ")")
+
+    def _cond(self, eqn, ins, loc):
+        """Every branch converted, then the results picked by the (clamped) index; a constant index
+        converts its branch alone. Branches are pure, so computing all of them is the same function."""
+        branches = eqn.params["branches"]
+        index, operands = ins[0], ins[1:]
+        n = len(branches)
+        c = self.e.const_of(index)
+        if c is not None:
+            b = branches[int(np.clip(int(c), 0, n - 1))]
+            return self._run(b.jaxpr, list(b.consts), operands, loc)
+        results = [self._run(b.jaxpr, list(b.consts), operands, loc) for b in branches]
+        self.e.where, self.e.hint = self._where(eqn, loc), "cond"
+        idx = self.e.op("min", self.e.op("max", index, self.e.scalar_like(0, index)), self.e.scalar_like(n - 1, index))
+        outs = []
+        for k in range(len(eqn.outvars)):
+            r = results[-1][k]
+            for i in range(n - 2, -1, -1):
+                r = self.e.op("where", self.e.op("equal", idx, self.e.scalar_like(i, idx)), results[i][k], r)
+            outs.append(r)
+        return outs
+
+    def _scan(self, eqn, ins, loc):
+        """A scan of static length, unrolled: the body converted once per iteration."""
+        p = eqn.params
+        body, length = p["jaxpr"], int(p["length"])
+        nc, ncarry = int(p["num_consts"]), int(p["num_carry"])
+        where = self._where(eqn, loc)
+        if length < 1 or length * max(1, len(body.jaxpr.eqns)) > MAX_UNROLLED:
+            raise ConversionError(f"{where}: a scan of {length} iterations of {len(body.jaxpr.eqns)} equations is "
+                                  f"unrolled by kiln; only up to {MAX_UNROLLED} equations in all are")
+        consts, carry, xs = ins[:nc], list(ins[nc:nc + ncarry]), ins[nc + ncarry:]
+        ys = [[None] * length for _ in range(len(eqn.outvars) - ncarry)]
+        order = range(length - 1, -1, -1) if p.get("reverse") else range(length)
+        for i in order:
+            self.e.where, self.e.hint = where, "scan"
+            x_i = [self.e.op("reshape", self.e.op("slice", x, starts=[i], ends=[i + 1], axes=[0], steps=[1]),
+                             shape=list(self.e.shape(x)[1:])) for x in xs]
+            outs = self._run(body.jaxpr, list(body.consts), list(consts) + carry + x_i, loc)
+            carry = outs[:ncarry]
+            for k, y in enumerate(outs[ncarry:]):
+                ys[k][i] = y
+        self.e.where, self.e.hint = where, "scan"
+        stacked = []
+        for parts in ys:
+            shape = [1] + list(self.e.shape(parts[0]))
+            rows = [self.e.op("reshape", y, shape=shape) for y in parts]
+            stacked.append(rows[0] if len(rows) == 1 else self.e.op("concat", *rows, axis=0))
+        return carry + stacked
+
+    def _convert(self, eqn, ins, loc):
         name = eqn.primitive.name
-        loc = location(eqn)
-        where = f"JAX primitive '{name}' (eqn {self.count}" + (f", {loc})" if loc else ")")
+        where = self._where(eqn, loc)
         cx, e = self.cx, self.e
         cx.name, cx.params = name, dict(eqn.params)
         cx.in_avals = [v.aval for v in eqn.invars]
