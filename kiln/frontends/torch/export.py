@@ -1,0 +1,159 @@
+"""Getting an ExportedProgram: the module and its example inputs through ``torch.export`` and core ATen.
+
+Everything torch can fail with here (data-dependent control flow, a dim the spec calls dynamic
+that the model fixes, wrong inputs) comes back as one :class:`kiln.ConversionError` paragraph
+that names the module, the line of the user's code where tracing stopped and torch's own first
+line; the torch traceback is not chained on (``err.torch_error`` keeps it for debugging).
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import os
+import traceback
+
+from ...errors import ConversionError, KilnError
+
+
+def as_module(fn):
+    """``fn`` itself when it is a ``torch.nn.Module``, else a Module whose forward calls it."""
+    import torch
+
+    if isinstance(fn, torch.nn.Module):
+        return fn
+    if not callable(fn):
+        raise TypeError(f"from_torch takes a torch.nn.Module or a callable, got {type(fn).__name__}")
+
+    class Function(torch.nn.Module):
+        def __init__(self, f):
+            super().__init__()
+            self.f = f
+
+        def forward(self, *args, **kwargs):
+            return self.f(*args, **kwargs)
+
+    Function.__name__ = getattr(fn, "__name__", "Function")
+    Function.__qualname__ = Function.__name__
+    m = Function(fn)
+    try:  # forward takes the function's argument names, so the graph inputs do too
+        sig = inspect.signature(fn)
+        if all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in sig.parameters.values()):
+            params = list(sig.parameters)
+            src = f"def forward(self, {', '.join(params)}):\n    return self.f({', '.join(params)})\n"
+            scope: dict = {}
+            exec(compile(src, f"<kiln wrapper of {Function.__name__}>", "exec"), scope)  # noqa: S102
+            Function.forward = scope["forward"]
+    except (TypeError, ValueError, SyntaxError):  # builtins without a signature, odd names: keep *args
+        pass
+    return m
+
+
+def as_args(example_inputs):
+    """``(args, kwargs)`` of torch tensors from a tuple/list/single array or a dict of them."""
+    import numpy as np
+    import torch
+
+    def conv(a):
+        if isinstance(a, np.ndarray) or isinstance(a, np.generic):
+            return torch.from_numpy(np.ascontiguousarray(a))
+        return a
+
+    if example_inputs is None:
+        raise ValueError("from_torch needs example_inputs (a tuple of tensors or arrays, one per forward argument)")
+    if isinstance(example_inputs, dict):
+        return (), {k: conv(v) for k, v in example_inputs.items()}
+    if isinstance(example_inputs, (list, tuple)):
+        return tuple(conv(a) for a in example_inputs), {}
+    return (conv(example_inputs),), {}
+
+
+def check_arity(module, args, kwargs) -> None:
+    """A clear error when forward cannot take the example inputs (before torch.export tries)."""
+    try:
+        sig = inspect.signature(module.forward)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError as e:
+        n = len(args) + len(kwargs)
+        raise ValueError(f"example_inputs has {n} input(s) but {type(module).__name__}.forward{sig} cannot take "
+                         f"them: {e}") from None
+
+
+def export(module, args, kwargs, dynamic_shapes):
+    """``torch.export.export(module.eval(), ...).run_decompositions()``; module's training flag is restored."""
+    import torch
+
+    name = type(module).__name__
+    was_training = module.training
+    module.eval()
+    try:
+        with _quiet_torch():
+            try:
+                ep = torch.export.export(module, args, kwargs=kwargs or None, dynamic_shapes=dynamic_shapes)
+            except KilnError:
+                raise
+            except Exception as e:  # noqa: BLE001 -- every torch failure becomes one clear message
+                raise _export_error(name, "torch.export could not trace", e) from None
+            try:
+                return ep.run_decompositions()
+            except Exception as e:  # noqa: BLE001
+                raise _export_error(name, "torch could not decompose the exported program of", e) from None
+    finally:
+        module.train(was_training)
+
+
+def _export_error(name, what, e) -> ConversionError:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    first = lines[0] if lines else type(e).__name__
+    details = [ln[2:] for ln in lines[1:] if ln.startswith("- ")][:3]  # torch's list of violated constraints
+    if details:
+        first = first.split("! For more information")[0] + ": " + "; ".join(details)
+    first = first.rstrip(".")
+    if len(first) > 400:
+        first = first[:397] + "..."
+    where = user_frame(traceback.extract_tb(e.__traceback__))
+    hint = ""
+    text = f"{type(e).__name__} {str(e)}"
+    if "data-dependent" in text or "DataDependent" in text or "GuardOnDataDependent" in text:
+        hint = (" The model's control flow or a size depends on the values in a tensor (.item(), nonzero(), a "
+                "Python if on a tensor); kiln compiles graphs whose shapes follow from the input shapes: use "
+                "torch.where, or move the branch out of forward.")
+    elif "Constraints violated" in text or "specialized" in text:
+        hint = (" A dim declared dynamic in dynamic_shapes is fixed by the model (or related to another dim); "
+                "declare it static, or as the derived Dim torch suggests.")
+    err = ConversionError(f"{what} {name}{f' at {where}' if where else ''}: {type(e).__name__}: {first}.{hint}")
+    err.torch_error = e
+    return err
+
+
+def user_frame(frames) -> str:
+    """``file.py:LINE in fn: code`` of the innermost frame outside torch, kiln and the standard library."""
+    import torch
+
+    skip = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+            os.path.dirname(os.__file__))
+    for fr in reversed(list(frames)):
+        path = os.path.abspath(fr.filename) if not fr.filename.startswith("<") else fr.filename
+        if fr.filename.startswith("<") or any(path.startswith(s + os.sep) for s in skip):
+            continue
+        code = (fr.line or "").strip()
+        return f"{os.path.basename(fr.filename)}:{fr.lineno} in {fr.name}" + (f": {code}" if code else "")
+    return ""
+
+
+@contextlib.contextmanager
+def _quiet_torch():
+    """Silence the tracebacks torch logs on its own while tracing (its error is reported instead)."""
+    loggers = [logging.getLogger(n) for n in ("torch._subclasses.fake_tensor", "torch.fx.experimental.symbolic_shapes",
+                                             "torch._dynamo", "torch.export", "torch._export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
