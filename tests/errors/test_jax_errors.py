@@ -65,6 +65,11 @@ def test_supported_primitive_with_unsupported_arguments_names_it_and_the_line():
     assert f"test_jax_errors.py:{_line(lexsort, 'lax.sort')} in lexsort" in msg
 
 
+def test_scatter_with_its_own_update_function_is_refused_not_miscomputed():
+    with pytest.raises(kiln.ConversionError, match=r"'scatter'.*\.at\[\.\.\.\]\.apply"):
+        from_jax(lambda a: jnp.asarray(a).at[1].apply(jnp.sin), (X,))
+
+
 def test_symbolic_dim_a_primitive_cannot_take():
     with pytest.raises(kiln.ConversionError, match=r"'sort'.*symbolic dim 'n'.*input_shapes"):
         from_jax(lambda a: jnp.sort(a, 0), (X,), input_shapes={"a": ["n", 4]})

@@ -67,7 +67,9 @@ ELEMENTWISE = {
     "max": (jnp.maximum, X, Y), "min": (jnp.minimum, X, Y), "bool_max": (jnp.maximum, B, ~B),
     "exp": (jnp.exp, X), "exp2": (jnp.exp2, X), "log": (jnp.log, POS), "log1p": (jnp.log1p, f32(3, 4, lo=-0.5)),
     "log1p_tiny": (jnp.log1p, f32(5, lo=-1e-6, hi=1e-6)), "expm1": (jnp.expm1, X),
-    "expm1_tiny": (jnp.expm1, f32(5, lo=-1e-6, hi=1e-6)), "tanh": (jnp.tanh, X),
+    "expm1_tiny": (jnp.expm1, f32(5, lo=-1e-6, hi=1e-6)),
+    "expm1_log1p_wide": (lambda a: (jnp.expm1(a), jnp.log1p(jnp.abs(a) * 1e28)),
+                         np.array([30, -30, 88, 1e-10, 0, 0.7, -0.7], np.float32)), "tanh": (jnp.tanh, X),
     "logistic": (jax.nn.sigmoid, X), "erf": (lax.erf, X), "erfc": (lax.erfc, f32(3, 4, lo=-3, hi=8)),
     "erf_inv": (lax.erf_inv, UNIT), "rsqrt": (lax.rsqrt, POS), "sqrt": (jnp.sqrt, POS), "cbrt": (jnp.cbrt, X),
     "abs": (jnp.abs, X), "neg": (jnp.negative, X), "sign": (jnp.sign, X), "int_sign": (jnp.sign, I),
@@ -210,15 +212,36 @@ CONV = {
     "pool_init": (_pool(lax.max, 0.5, (2, 2), (2, 2), "VALID"), f32(4, 4)),
 }
 
+MISC = {
+    "resize": (lambda a: (jax.image.resize(a, (2, 9, 5, 3), "bilinear"), jax.image.resize(a, (2, 3, 12, 3), "nearest")),
+               f32(2, 6, 6, 3)),
+    "one_hot": (lambda i: jax.nn.one_hot(i, 7), np.array([1, 3, 6, 0, 9], np.int32)),
+    "dot_product_attention": (lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=True),
+                              f32(2, 5, 2, 4), f32(2, 5, 2, 4), f32(2, 5, 2, 4)),
+    "median_roll": (lambda a: (jnp.median(a, axis=1), jnp.roll(a, 2, axis=1)), f32(5, 8)),
+    "triu_indices": (lambda a: a[jnp.triu_indices(5, 1)], f32(5, 5)),
+    "diag_trace_eye": (lambda a: (jnp.diag(a), jnp.trace(a), jnp.eye(5) * a), f32(5, 5)),  # platform_index
+    "searchsorted": (lambda a, q: (jnp.searchsorted(a, q), jnp.searchsorted(a, q, side="right")),  # le_to/lt_to
+                     np.array([-np.inf, -1, -0.0, 0, 0, 2, np.nan], np.float32),
+                     np.array([-0.0, 0.0, 2, 3, np.nan, -5], np.float32)),
+    "bf16_dot": (lambda a, b: jnp.dot(a.astype(jnp.bfloat16), b.astype(jnp.bfloat16),
+                                      preferred_element_type=jnp.float32), f32(5, 8), f32(8, 3)),
+    "int8_dot": (lambda a, b: lax.dot(a.astype(jnp.int8), b.astype(jnp.int8), preferred_element_type=jnp.int32),
+                 I, J.T),
+    "matmul_broadcast": (jnp.matmul, f32(2, 1, 3, 4), f32(5, 4, 2)),
+    "logaddexp_norm": (lambda a, b: (jnp.logaddexp(a, b), jnp.linalg.norm(a, axis=-1)), X, Y),
+}
+
 CASES = {**{f"ew_{k}": v for k, v in ELEMENTWISE.items()}, **{f"shape_{k}": v for k, v in SHAPE.items()},
          **{f"reduce_{k}": v for k, v in REDUCE.items()}, **{f"index_{k}": v for k, v in INDEXING.items()},
-         **{f"nn_{k}": v for k, v in NN.items()}, **{f"conv_{k}": v for k, v in CONV.items()}}
+         **{f"nn_{k}": v for k, v in NN.items()}, **{f"conv_{k}": v for k, v in CONV.items()},
+         **{f"misc_{k}": v for k, v in MISC.items()}}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_primitive_interpreted(name):
     fn, *args = CASES[name]
-    rtol = 1e-4 if name.startswith(("conv_", "nn_")) else 1e-5
+    rtol = 1e-4 if name.startswith(("conv_", "nn_", "misc_")) else 1e-5
     check(fn, *args, rtol=rtol, atol=1e-5 if rtol > 1e-5 else 1e-6)
 
 

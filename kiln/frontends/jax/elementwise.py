@@ -45,6 +45,26 @@ for _jax_name, _core in _BINARY.items():
     converter(_jax_name)(_binary(_core))
 
 
+def _total_order_key(cx, x):
+    """An integer whose order is IEEE totalOrder of float ``x`` (-NaN < -inf < ... < -0 < +0 < ... < NaN)."""
+    it = {16: "i16", 32: "i32", 64: "i64"}.get(cx.dtype(x).bits)
+    if it is None:
+        raise cx.error(f"total-order comparison of {cx.dtype(x)} is not supported")
+    k = cx.op("bitcast", x, to=it)
+    mag = cx.const(np.iinfo(kd.dtype(it).np).max, it)
+    return cx.op("where", cx.op("less", k, cx.const(0, it)), cx.op("bitwise_xor", k, mag), k)
+
+
+@converter("lt_to", "le_to", "eq_to")
+def total_order_compare(cx, a, b):
+    """Comparisons in IEEE totalOrder (sort's and searchsorted's order); plain comparisons for integers."""
+    if cx.dtype(a).kind == "float":
+        a, b = _total_order_key(cx, a), _total_order_key(cx, b)
+    elif cx.dtype(a).kind == "bool":
+        a, b = cx.cast(a, "i8"), cx.cast(b, "i8")
+    return cx.op({"lt_to": "less", "le_to": "less_equal", "eq_to": "equal"}[cx.name], a, b)
+
+
 @converter("ne")
 def ne(cx, a, b):
     return cx.op("not", cx.op("equal", a, b))
@@ -121,8 +141,8 @@ def expm1(cx, x):
     safe = cx.op("where", cx.op("equal", lu, cx.scalar_like(0, x)), one, lu)
     r = cx.op("div", cx.op("mul", um1, x), safe)
     r = cx.op("where", cx.op("equal", u, one), x, r)
-    r = cx.op("where", cx.op("equal", um1, cx.scalar_like(-1, x)), um1, r)
-    return cx.op("where", cx.op("isinf", u), u, r)
+    # away from 0, exp(x) - 1 loses nothing (and (u - 1) * x could overflow)
+    return cx.op("where", cx.op("greater", cx.op("abs", x), one), um1, r)
 
 
 @converter("cbrt")
@@ -247,6 +267,11 @@ def shift_right_logical(cx, a, b):
 def select_n(cx, pred, *cases):
     if len(cases) == 1:
         return cases[0]
+    c = cx.const_of(pred)
+    if c is not None and c.size and np.all(c == c.flat[0]):  # one case everywhere (jnp indexing's sign fix)
+        pick = cases[int(np.clip(int(c.flat[0]), 0, len(cases) - 1))]
+        out = list(cx.out_shape())
+        return pick if list(cx.shape(pick)) == out else cx.op("broadcast", pick, shape=out)
     if cx.dtype(pred).kind == "bool":
         return cx.op("where", pred, cases[1], cases[0])
     r = cases[-1]

@@ -158,6 +158,14 @@ def _point_gather(cx, x, idx, index_map, collapsed, offset_dims, batch, mode):
     return g
 
 
+def _writes_update(jaxpr) -> bool:
+    """True for a plain scatter's update computation: none, or one returning the update itself."""
+    if jaxpr is None:
+        return True
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    return not jaxpr.eqns and len(jaxpr.invars) == 2 and list(jaxpr.outvars) == [jaxpr.invars[1]]
+
+
 _SCATTERS = {"scatter": "none", "scatter-add": "add", "scatter_add": "add", "scatter-mul": "mul",
              "scatter_mul": "mul", "scatter-min": "min", "scatter_min": "min", "scatter-max": "max",
              "scatter_max": "max", "scatter-sub": "sub", "scatter_sub": "sub"}
@@ -166,6 +174,8 @@ _SCATTERS = {"scatter": "none", "scatter-add": "add", "scatter_add": "add", "sca
 @converter(*_SCATTERS)
 def scatter(cx, x, idx, upd):
     reduction = _SCATTERS[cx.name]
+    if reduction == "none" and not _writes_update(cx.params.get("update_jaxpr")):
+        raise cx.error("scatter with its own update computation (.at[...].apply) is not supported")
     if reduction == "sub":
         upd, reduction = cx.op("neg", upd), "add"
     dn = cx.params["dimension_numbers"]

@@ -293,3 +293,16 @@ def dim_as_value(cx):
 @converter("tie")
 def tie(cx, x, y):
     return y
+
+
+@converter("platform_index")
+def platform_index(cx):
+    """``lax.platform_dependent``'s branch choice: kiln takes the CPU (generic) branch, else the default."""
+    groups = list(cx.params["platforms"])
+    for i, ps in enumerate(groups):
+        if ps is not None and "cpu" in ps:
+            return cx.const(i, "i32")
+    for i, ps in enumerate(groups):
+        if ps is None:
+            return cx.const(i, "i32")
+    raise cx.error(f"lax.platform_dependent has no CPU or default branch (platforms {groups})")
