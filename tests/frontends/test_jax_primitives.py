@@ -287,28 +287,45 @@ def test_pytree_inputs_and_outputs():
 
 
 def test_keyword_example_inputs_name_the_inputs():
-    graph = from_jax(lambda x, scale: x * scale, {"x": X, "scale": POS})
-    assert graph.inputs == ["x", "scale"]
+    """A dict of keyword arguments: graph inputs named by key, in sorted key order (jax's flattening order)."""
+    x, scale = f32(3, 4), f32(4)
+    graph = from_jax(lambda x, scale: x * scale, {"x": x, "scale": scale})
+    assert graph.inputs == ["scale", "x"]
+    assert graph.types["x"].shape == (3, 4)
+    (got,) = kiln.interpret(graph, {"x": x, "scale": scale}).values()
+    assert_close(got, x * scale)
+
+
+SYM_W = f32(4, 6)
+SYM_IDX = np.array([0, 5], np.int32)
+
+
+def symbolic_fn(x, idx):
+    h = jnp.tanh(x @ SYM_W)
+    h = h - h.mean(0) + jnp.arange(x.shape[0], dtype=jnp.float32)[:, None]
+    order = jnp.argsort(h[:, :4], axis=1)  # take_along_axis: a gather with batching dims over 'batch'
+    return (h[1:], h[:, idx], jnp.cumsum(h[::-1], 0), jnp.pad(h, ((0, 1), (1, 0))), h.reshape(-1)[:3],
+            jnp.take_along_axis(h, order, axis=1), h.at[idx[:1]].add(1.0), h[0])
+
+
+@pytest.fixture(scope="module")
+def symbolic_graph_and_model():
+    graph = from_jax(symbolic_fn, (f32(3, 4), SYM_IDX), input_shapes={"x": ["batch", 4]})
+    return graph, kiln.compile(graph)
 
 
 @pytest.mark.parametrize("batch", [1, 5])
-def test_symbolic_batch(batch):
-    """One graph with a 'batch' dim serves every batch size; shapes and values agree with JAX."""
-    w = f32(4, 6)
-
-    def fn(x, idx):
-        h = jnp.tanh(x @ w)
-        h = h - h.mean(0) + jnp.arange(x.shape[0], dtype=jnp.float32)[:, None]
-        return h[1:], h[:, idx], jnp.cumsum(h[::-1], 0), jnp.pad(h, ((0, 1), (1, 0))), h.reshape(-1)[:3]
-
-    idx = np.array([0, 5], np.int32)
-    graph = from_jax(fn, (f32(3, 4), idx), input_shapes={"x": ["batch", 4]})
+def test_symbolic_batch(symbolic_graph_and_model, batch):
+    """One graph with a 'batch' dim serves every batch size, interpreted and compiled."""
+    graph, model = symbolic_graph_and_model
     assert graph.types["x"].shape == ("batch", 4)
     assert graph.types[graph.outputs[0]].shape == ("batch-1", 6)
     x = f32(batch + 1, 4)
-    got = list(kiln.interpret(graph, [x, idx]).values())
-    for i, (g, want) in enumerate(zip(got, fn(x, idx))):
-        assert_close(g, want, 1e-5, 1e-5, what=f"output {i}")
+    want = symbolic_fn(jnp.asarray(x), SYM_IDX)
+    for how, got in (("interpreted", list(kiln.interpret(graph, [x, SYM_IDX]).values())),
+                     ("compiled", model(x, SYM_IDX))):
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, 1e-5, 1e-5, what=f"{how} output {i}")
 
 
 def test_symbolic_dims_named_across_inputs():

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...ir import dims as _dims
 from .registry import converter
-from .shape import dynamic_slice, slice_axis
+from .shape import dynamic_slice, iota, slice_axis
 
 
 def _mode(cx):
@@ -39,12 +39,9 @@ def _with_batching(cx, idx, obd, ibd, index_map, collapsed):
     if not obd:
         return idx, list(index_map), list(collapsed)
     batch = list(cx.shape(idx)[:-1])
-    if not all(isinstance(d, int) for d in batch):
-        raise cx.error("a gather/scatter with batching dims over a symbolic index shape is not supported")
     comps = [idx]
     for ib in ibd:
-        line = np.arange(batch[ib]).reshape([-1 if i == ib else 1 for i in range(len(batch))] + [1])
-        comps.append(cx.const(np.broadcast_to(line, batch + [1]), cx.dtype(idx)))
+        comps.append(iota(cx, cx.dtype(idx), batch + [1], int(ib)))
     idx = cx.op("concat", *comps, axis=-1)
     return idx, list(index_map) + [int(o) for o in obd], list(collapsed) + [int(o) for o in obd]
 

@@ -223,9 +223,9 @@ def pad(cx, x, value):
     return x if not any(pads) else cx.op("pad", x, value, pads=pads)
 
 
-@converter("iota")
-def iota(cx):
-    dt, shape, axis = cx.out_dtype(), list(cx.dims(cx.params["shape"])), int(cx.params["dimension"])
+def iota(cx, dt, shape, axis):
+    """Positions along ``axis`` broadcast to ``shape`` (dims may be symbolic), dtype ``dt``."""
+    shape = list(shape)
     n = shape[axis]
     if isinstance(n, int):
         line = cx.const(np.arange(n), dt)
@@ -239,6 +239,11 @@ def iota(cx):
     if all(isinstance(d, int) for d in shape) and int(np.prod(shape)) > 1 << 16:
         return cx.e.b.op("broadcast", line, shape=shape, name=cx.e.hint)  # big: computed, not stored
     return cx.op("broadcast", line, shape=shape)
+
+
+@converter("iota")
+def iota_(cx):
+    return iota(cx, cx.out_dtype(), cx.dims(cx.params["shape"]), int(cx.params["dimension"]))
 
 
 @converter("split")

@@ -44,7 +44,8 @@ def from_jax(fn, example_inputs, input_shapes=None):
     """Convert the JAX function ``fn`` into a kiln :class:`~kiln.ir.Graph`.
 
     ``example_inputs``: the positional arguments (a tuple or list; a single array for a one-argument
-    function) or a dict of keyword arguments; each argument is an array or a pytree of arrays.
+    function) or a dict of keyword arguments (graph inputs in sorted key order, as jax flattens a
+    dict); each argument is an array or a pytree of arrays.
     Graph inputs are named after the function's parameters (``name_0``, ``name_1``, ... for the
     leaves of a pytree argument); outputs are the flattened result leaves ``output_0``, ...
     ``input_shapes``: ``{input name: [dim, ...]}`` where a string names a symbolic dim (``"batch"``),
@@ -62,7 +63,7 @@ def convert(fn, example_inputs, input_shapes=None):
     specs, shapes = _specs(named, input_shapes)
     treedef = jax.tree_util.tree_structure((args, kwargs))
     spec_args, spec_kwargs = jax.tree_util.tree_unflatten(treedef, specs)
-    fn_name = getattr(fn, "__name__", type(fn).__name__)
+    fn_name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", type(fn).__name__)
     try:
         closed, out_shapes = jax.make_jaxpr(fn, return_shape=True)(*spec_args, **spec_kwargs)
     except KilnError:
@@ -115,7 +116,8 @@ def _named_leaves(fn, args, kwargs):
     import jax
 
     out = []
-    for name, arg in list(zip(param_names(fn, len(args)), args)) + list(kwargs.items()):
+    # jax flattens a dict in sorted key order: keyword arguments are graph inputs in that order
+    for name, arg in list(zip(param_names(fn, len(args)), args)) + sorted(kwargs.items()):
         leaves, tree = jax.tree_util.tree_flatten(arg)
         if tree.num_leaves == 1 and tree.num_nodes == 1:  # the argument is one array
             pairs = [(name, arg)]
