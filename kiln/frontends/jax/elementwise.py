@@ -196,7 +196,8 @@ def atan2(cx, y, x):
     base = cx.op("atan", cx.op("div", y, x))
     r = cx.op("where", xneg, cx.op("add", base, cx.op("where", yneg, cx.op("neg", pi), pi)), base)
     half = cx.scalar_like(math.pi / 2, x)
-    at_zero = cx.op("where", cx.op("equal", y, zero), cx.op("where", xneg, cx.op("where", yneg, cx.op("neg", pi), pi), y),
+    signed_pi = cx.op("where", yneg, cx.op("neg", pi), pi)
+    at_zero = cx.op("where", cx.op("equal", y, zero), cx.op("where", xneg, signed_pi, y),
                     cx.op("where", yneg, cx.op("neg", half), half))
     return cx.op("where", cx.op("equal", x, zero), at_zero, r)
 
@@ -316,3 +317,10 @@ def reduce_precision(cx, x):
 def passthrough(cx, *xs):
     """Primitives that only matter to autodiff, placement or scheduling: the operands themselves."""
     return list(xs)
+
+
+@converter("debug_callback", "debug_print")
+def debug_callback(cx, *operands):
+    """``jax.debug.print`` / ``jax.debug.callback``: host-side effects with no results; a compiled model
+    has no host to call back, so they are left out."""
+    return []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import dims as _dims
-from .registry import converter, kiln_dtype
+from .registry import converter
 from .shape import dilate, reverse
 
 
@@ -201,4 +201,4 @@ def reduce_window(cx, *operands):
     if kind == "sum":  # padding holds the initial value too: only its identity is supported
         raise cx.error(f"reduce_window of add starting from {float(init_v)} (not 0) is not supported")
     y = window_reduce(cx, x, kind)  # padding never wins, and the initial value enters every window once
-    return cx.op(kind, y, cx.const(np.asarray(init_v, dtype=kiln_dtype(dt.np).np), dt))
+    return cx.op(kind, y, cx.const(init_v, dt))

@@ -131,10 +131,3 @@ class Cx:
                 term = self.op("mul", term, self._sym_values[s]())
             total = term if total is None else self.op("add", total, term)
         return self.cast(total, dtype)
-
-    def static_value(self, v, what: str) -> np.ndarray:
-        """The array of ``v`` when it is known at conversion time, else a ConversionError."""
-        c = self.const_of(v)
-        if c is None:
-            raise self.error(f"{what} must be known at conversion time (it is computed from the inputs)")
-        return c

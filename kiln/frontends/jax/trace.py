@@ -34,8 +34,8 @@ STRUCTURAL = {"cond", "scan"}
 MAX_UNROLLED = 20000
 #: primitives with sub-jaxprs whose semantics are not "call it once" (never inlined)
 CONTROL_FLOW = {"scan", "while", "cond", "switch", "custom_linear_solve", "custom_transpose_call",
-                "pmap", "xla_pmap", "shard_map", "reduce", "reduce_window", "sort", "scatter", "select_and_scatter",
-                "select_and_gather_add", "run_state", "for"}
+                "pmap", "xla_pmap", "shard_map", "reduce", "select_and_scatter", "select_and_gather_add",
+                "run_state", "for"}
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
