@@ -19,6 +19,17 @@ from ..ir.registry import get as get_op
 from ..ir.types import TensorType
 
 
+#: a folded result may exceed its operands' size by at most this many elements
+FOLD_GROWTH_LIMIT = 1 << 16
+
+
+def _size(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 class Emitter:
     """Emits core ops into a :class:`GraphBuilder`; ``where`` names the source node in errors."""
 
@@ -79,7 +90,10 @@ class Emitter:
             opdef.check_arity(len(ins), where)
             nattrs = opdef.normalize_attrs(attrs, where)
             (t,) = infer_node(opdef, [b.type_of(i) if i else None for i in ins], nattrs, where)
-            if not any(isinstance(d, str) for d in t.shape):  # a symbolic result has no value here
+            # a symbolic result has no value here; and folding must not blow a broadcast scalar up into
+            # a large constant of the artifact (transposes and casts of weights still fold)
+            if not any(isinstance(d, str) for d in t.shape) and \
+                    _size(t.shape) <= max(FOLD_GROWTH_LIMIT, sum(b.graph.constants[i].size for i in ins if i)):
                 val = np.asarray(opdef.reference(*[b.graph.constants[i] if i else None for i in ins], **nattrs))
                 if val.dtype != t.dtype.np:
                     raise ConversionError(f"{where}: folding gave {val.dtype}, type says {t.dtype}")
