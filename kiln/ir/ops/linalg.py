@@ -543,7 +543,9 @@ def _conv_lower(b, x, w, bias=None, *, strides, dilations, pads, group):
             col_shape = (N, _L.Const(group), _L.Const(_static(P) // nr), KK, _L.Const(nr))
             # where each output position's window starts, as a flat offset into the padded input: a
             # table read per lane instead of dividing each lane's position by the output width
-            table = _window_offsets(xp, outs, strides)
+            # (only for a buffer: an operand still an expression, e.g. an inlined pad or transpose,
+            # clamps each index to its dim, so a flat offset in the last index would not reach the next row)
+            table = _window_offsets(xp, outs, strides) if getattr(xp, "kind", None) == "buffer" else None
             tab = b.weight(table, "i64") if table is not None else None
 
             def col_el(n, g, t, k, j):
