@@ -130,15 +130,19 @@ def _export_error(name, what, e) -> ConversionError:
 
 
 def user_frame(frames) -> str:
-    """``file.py:LINE in fn: code`` of the innermost frame outside torch, kiln and the standard library."""
+    """``file.py:LINE in fn: code`` of the innermost frame of the user's code: outside torch, kiln and the
+    standard library, and outside installed packages where there is such a frame."""
+    import sysconfig
+
     import torch
 
     skip = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
             os.path.dirname(os.__file__))
-    for fr in reversed(list(frames)):
-        path = os.path.abspath(fr.filename) if not fr.filename.startswith("<") else fr.filename
-        if fr.filename.startswith("<") or any(path.startswith(s + os.sep) for s in skip):
-            continue
+    packages = tuple({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})
+    mine = [fr for fr in frames if not fr.filename.startswith("<")
+            and not any(os.path.abspath(fr.filename).startswith(s + os.sep) for s in skip)]
+    outside = [fr for fr in mine if not any(os.path.abspath(fr.filename).startswith(p + os.sep) for p in packages)]
+    for fr in reversed(outside or mine):
         code = (fr.line or "").strip()
         return f"{os.path.basename(fr.filename)}:{fr.lineno} in {fr.name}" + (f": {code}" if code else "")
     return ""
@@ -147,13 +151,18 @@ def user_frame(frames) -> str:
 @contextlib.contextmanager
 def _quiet_torch():
     """Silence the tracebacks torch logs on its own while tracing (its error is reported instead)."""
+    import warnings
+
     loggers = [logging.getLogger(n) for n in ("torch._subclasses.fake_tensor", "torch.fx.experimental.symbolic_shapes",
                                              "torch._dynamo", "torch.export", "torch._export")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL)
     try:
-        yield
+        with warnings.catch_warnings():
+            # torch's own deprecation notice from inside run_decompositions, not about the user's code
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+            yield
     finally:
         for lg, lv in zip(loggers, levels):
             lg.setLevel(lv)
