@@ -149,8 +149,9 @@ CASES = {
                        (A,), None),
     "any_all": (lambda x: ((x > 0).any(1), (x > 0).all(), (x > -5).all(0)), (A,), None),
     "int_reductions": (lambda x: (x.sum(1), (x > 0).sum(), x.cumsum(0), x.prod(1)), (IA,), None),
-    "norms": (lambda x: (torch.linalg.vector_norm(x, 2, 1), x.norm(p=1, dim=0), torch.linalg.vector_norm(x, float("inf")),
-                         x.norm(p=3), F.normalize(x, dim=1), F.cosine_similarity(x, x.flip(0))), (A,), None),
+    "norms": (lambda x: (torch.linalg.vector_norm(x, 2, 1), x.norm(p=1, dim=0),
+                         torch.linalg.vector_norm(x, float("inf")), x.norm(p=3), F.normalize(x, dim=1),
+                         F.cosine_similarity(x, x.flip(0))), (A,), None),
     "scans": (lambda x: (x.cumsum(1), x.cumprod(0)), (A,), None),
     "topk_sort": (lambda x: (x.topk(2, 1), x.sort(1, descending=True), x.argsort(0)), (A,), None),
     # movement

@@ -2,21 +2,24 @@
 
 Registered through the ``torch_dynamo_backends`` entry point (``kiln = kiln.frontends.torch.backend:
 kiln_backend``). Dynamo hands the backend one FX graph per piece of the model between graph breaks;
-:func:`kiln_backend` returns a callable that, on each call, looks up the kiln model compiled for
-the shapes and dtypes of the tensors it is given, compiling it the first time it sees them:
+:func:`kiln_backend` returns a callable that compiles lazily, on the first call with real tensors
+(the example inputs dynamo passes may be FakeTensors and SymInts), and caches what it compiled:
 
-- the graph is wrapped in a module whose parameters and buffers (the graph inputs dynamo marks as
-  static: the model's weights) are held as buffers, so they become kiln constants; a weight that
-  changes in place (its version counter moves) makes the next call compile again;
-- the sizes dynamo passes as SymInt inputs (when it makes a graph dynamic) are taken from the call
-  and baked in, so the example inputs may be FakeTensors or SymInts: only the real call is traced;
+- the graph is wrapped in a module that holds the graph inputs dynamo marks as static (the model's
+  parameters and buffers) as its buffers, so they become kiln constants; a weight changed in place
+  (its version counter moves) makes the next call compile again;
+- a static graph is compiled per input signature (shapes and dtypes). When dynamo makes a graph
+  dynamic (its sizes become SymInts, after a call with a new shape), the graph is exported with those
+  dims declared dynamic and compiled once with symbolic dims, so later sizes need no compile; the
+  SymInt inputs are read off the tensors' shapes. Where that does not go through (a size kiln cannot
+  express symbolically), it compiles per signature instead, with the sizes of the call baked in;
 - the wrapper goes through ``torch.export`` and :func:`~.convert.convert_program`, then
   ``kiln.compile``; results come back as torch tensors in the structure the graph returns.
 
 A graph kiln cannot convert or compile (an unsupported op, say) runs eagerly instead, with one
-warning naming the ops and the user's lines; ``options={"fallback": False}`` raises instead.
-Other options: ``target`` (default ``"cpu"``), ``opt_level``, ``num_threads``. kiln compiles
-inference: results carry no autograd history.
+warning naming the ops and the user's lines; ``options={"fallback": False}`` raises instead. Other
+options: ``target`` (default ``"cpu"``), ``opt_level``, ``num_threads``. kiln compiles inference:
+results carry no autograd history.
 """
 from __future__ import annotations
 
@@ -45,41 +48,51 @@ def _compile_graph(graph, options: dict):
 
 
 class KilnGraphFunction:
-    """Runs one dynamo graph: a kiln model per input signature, or the graph itself where kiln cannot."""
+    """Runs one dynamo graph: kiln models by input signature, or the graph itself where kiln cannot."""
 
     def __init__(self, gm, example_inputs, options: dict):
         self.gm = gm
         self.options = options
         self.fallback = bool(options.get("fallback", True))
         self.kinds = _input_kinds(gm, example_inputs)
+        self.plan = _symbolic_plan(gm, self.kinds)  # None: compile per signature
         self.cache: dict = {}
+        self.symbolic_error = None  # why the symbolic compile did not go through, if it did not
         self.eager_reason = None  # set when the graph has ops kiln lacks: every signature runs eagerly
         self.warned = False
 
     def __call__(self, *args):
         if self.eager_reason is not None:
             return self.gm(*args)
-        key = self._key(args)
-        runner = self.cache.get(key)
+        runner = self.cache.get(self._key(args))
         if runner is None:
-            runner = self.cache[key] = self._build(args)
+            runner = self._build(args)
+            self.cache[self._key(args)] = runner  # (the key drops symbolic dims only while self.plan holds)
         return runner(args)
 
     def _key(self, args):
         import torch
 
         key = []
-        for kind, a in zip(self.kinds, args):
+        for i, (kind, a) in enumerate(zip(self.kinds, args)):
             if isinstance(a, torch.Tensor):
-                key.append((kind, tuple(a.shape), a.dtype, a.device.type) +
-                           ((id(a), a._version) if kind == "weight" else ()))
-            else:
+                dynamic = self.plan["axes"].get(i, {}) if self.plan else {}
+                shape = tuple(None if k in dynamic else d for k, d in enumerate(a.shape))
+                key.append((kind, shape, a.dtype, a.device.type) + ((id(a), a._version) if kind == "weight" else ()))
+            elif not self.plan:  # a size: part of the signature unless read off the tensors
                 key.append((kind, a))
         return tuple(key)
 
     def _build(self, args):
         try:
-            return _Compiled(self.gm, self.kinds, args, self.options)
+            if self.plan is not None:
+                try:
+                    return _Compiled(self.gm, self.kinds, args, self.options, self.plan)
+                except KilnError as err:  # not expressible with symbolic dims: one model per signature
+                    self.symbolic_error = err
+                    self.plan = None
+                    self.cache.clear()
+            return _Compiled(self.gm, self.kinds, args, self.options, None)
         except KilnError as err:
             if not self.fallback:
                 raise
@@ -116,27 +129,59 @@ def _input_kinds(gm, example_inputs) -> list:
     return kinds
 
 
-class _Compiled:
-    """The kiln model of ``gm`` for one input signature, and how to call it with torch tensors."""
+def _symbolic_plan(gm, kinds):
+    """For a graph dynamo made dynamic: ``{"axes": {input: {axis: symbol}}, "sizes": {input: (input, axis)}}``
+    (which tensor dims are symbols, and where each SymInt input can be read off), or None."""
+    axes: dict = {}
+    where: dict = {}
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for i, (kind, node) in enumerate(zip(kinds, placeholders)):
+        ex = node.meta.get("example_value")
+        if kind != "tensor" or not hasattr(ex, "shape"):
+            continue
+        for k, d in enumerate(ex.shape):
+            expr = getattr(getattr(d, "node", None), "expr", None)
+            if expr is not None and expr.is_Symbol:
+                axes.setdefault(i, {})[k] = expr.name
+                where.setdefault(expr.name, (i, k))
+    if not axes:
+        return None
+    sizes = {}
+    for i, (kind, node) in enumerate(zip(kinds, placeholders)):
+        if kind != "size":
+            continue
+        expr = getattr(getattr(node.meta.get("example_value"), "node", None), "expr", None)
+        if expr is None or not expr.is_Symbol or expr.name not in where:
+            return None  # a size that is not a dim of an input tensor: bake sizes in per signature
+        sizes[i] = where[expr.name]
+    return {"axes": axes, "sizes": sizes}
 
-    def __init__(self, gm, kinds, args, options):
+
+class _Compiled:
+    """The kiln model of ``gm`` (for one input signature, or for every size of its symbolic dims)."""
+
+    def __init__(self, gm, kinds, args, options, plan):
         import torch
 
-        from .convert import convert_program
-        from .export import _export_error, _quiet_torch
+        from .convert import convert_program, user_inputs
+        from .export import _export_error, _quiet_torch, run_export
+        from .symbolic import dim_names
 
         self.kinds = kinds
-        wrapper = _Bound(gm, kinds, args)
+        wrapper = _Bound(gm, kinds, args, plan)
         feeds = tuple(a for k, a in zip(kinds, args) if k == "tensor")
+        spec = _dynamic_shapes(kinds, plan) if plan else None
         with _quiet_torch():
             try:
-                ep = torch.export.export(wrapper, feeds).run_decompositions()
+                ep = run_export(torch.export.export, wrapper, feeds, dynamic_shapes={"xs": spec} if spec else None)
+                ep = ep.run_decompositions()
             except Exception as e:  # noqa: BLE001 -- reported (and run eagerly) as a kiln error
                 raise _export_error(f"the graph {type(gm).__name__}", "torch.export could not trace", e) from None
-        graph = convert_program(ep, "dynamo_graph", {}, locate=_locator(gm))
+        names = dim_names(user_inputs(ep), spec) if spec else {}
+        graph = convert_program(ep, "dynamo_graph", names, locate=_locator(gm))
         self.model = _compile_graph(graph, options)
         self.out_spec = ep.call_spec.out_spec
-        self.device = next((a.device for a in feeds if isinstance(a, torch.Tensor)), None)
+        self.device = next((a.device for a in feeds), None)
 
     def __call__(self, args):
         from torch.utils import _pytree as pytree
@@ -146,9 +191,29 @@ class _Compiled:
         return pytree.tree_unflatten(outs, self.out_spec) if self.out_spec is not None else tuple(outs)
 
 
-def _Bound(gm, kinds, args):
-    """A Module calling ``gm`` with the weights as its buffers and the sizes fixed to this call's values."""
+def _dynamic_shapes(kinds, plan):
+    """The torch.export spec of the wrapper's tensor inputs: one Dim per dynamo symbol."""
+    from torch.export import Dim
+
+    from ...ir.dims import sanitize_symbol
+
+    dims: dict = {}
+    spec = []
+    for i, k in enumerate(kinds):
+        if k != "tensor":
+            continue
+        axes = plan["axes"].get(i, {})
+        spec.append({a: dims.setdefault(s, Dim(sanitize_symbol(s))) for a, s in axes.items()} or None)
+    return tuple(spec)
+
+
+def _Bound(gm, kinds, args, plan):
+    """A Module calling ``gm`` with the weights as its buffers; sizes read off the tensors (``plan``) or
+    fixed to this call's values."""
     import torch
+
+    positions = [i for i, k in enumerate(kinds) if k == "tensor"]
+    slot = {i: n for n, i in enumerate(positions)}  # placeholder index -> position among the tensors
 
     class Bound(torch.nn.Module):
         def __init__(self):
@@ -158,13 +223,21 @@ def _Bound(gm, kinds, args):
             for i, (k, a) in enumerate(zip(kinds, args)):
                 if k == "weight":
                     self.register_buffer(f"w{i}", a.detach())
-                elif k == "size":
+                elif k == "size" and plan is None:
                     self.fixed[i] = int(a)
 
         def forward(self, *xs):
-            it = iter(xs)
-            full = [getattr(self, f"w{i}") if k == "weight" else self.fixed[i] if k == "size" else next(it)
-                    for i, k in enumerate(kinds)]
+            full = []
+            for i, k in enumerate(kinds):
+                if k == "weight":
+                    full.append(getattr(self, f"w{i}"))
+                elif k == "tensor":
+                    full.append(xs[slot[i]])
+                elif plan is not None:
+                    t, axis = plan["sizes"][i]
+                    full.append(xs[slot[t]].shape[axis])
+                else:
+                    full.append(self.fixed[i])
             return self.gm(*full)
 
     return Bound()
@@ -210,8 +283,7 @@ def _as_torch(a, device):
 
     from ...ir import dtypes as kd
 
-    kdt = kd.dtype(a.dtype)
-    if kdt.name == "bf16":
+    if kd.dtype(a.dtype).name == "bf16":
         t = torch.from_numpy(np.ascontiguousarray(a).view(np.int16)).view(torch.bfloat16)
     else:
         t = torch.from_numpy(np.ascontiguousarray(a))

@@ -35,7 +35,7 @@ def as_module(fn):
 
     Function.__name__ = getattr(fn, "__name__", "Function")
     Function.__qualname__ = Function.__name__
-    m = Function(fn)
+    m = Function(_named_forward(fn))
     try:  # forward takes the function's argument names, so the graph inputs do too
         sig = inspect.signature(fn)
         if all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in sig.parameters.values()):
@@ -47,6 +47,21 @@ def as_module(fn):
     except (TypeError, ValueError, SyntaxError):  # builtins without a signature, odd names: keep *args
         pass
     return m
+
+
+def _named_forward(fn):
+    """``fn`` with its code named ``forward``: torch.export records the source lines of frames named
+    forward only, so this keeps the user's lines in the nodes' stack traces (for error messages)."""
+    import types
+
+    if not isinstance(fn, types.FunctionType):
+        return fn
+    code = fn.__code__.replace(co_name="forward")
+    if hasattr(code, "co_qualname"):
+        code = code.replace(co_qualname=f"{fn.__qualname__} (forward)")
+    g = types.FunctionType(code, fn.__globals__, "forward", fn.__defaults__, fn.__closure__)
+    g.__kwdefaults__ = fn.__kwdefaults__
+    return g
 
 
 def as_args(example_inputs):
@@ -92,7 +107,8 @@ def export(module, args, kwargs, dynamic_shapes):
     try:
         with _quiet_torch():
             try:
-                ep = torch.export.export(module, args, kwargs=kwargs or None, dynamic_shapes=dynamic_shapes)
+                ep = run_export(torch.export.export, module, args, kwargs=kwargs or None,
+                                dynamic_shapes=dynamic_shapes)
             except KilnError:
                 raise
             except Exception as e:  # noqa: BLE001 -- every torch failure becomes one clear message
@@ -103,6 +119,27 @@ def export(module, args, kwargs, dynamic_shapes):
                 raise _export_error(name, "torch could not decompose the exported program of", e) from None
     finally:
         module.train(was_training)
+
+
+def run_export(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` (torch.export.export) without the partial graph torch prints to stderr when
+    it fails; anything else written to stderr meanwhile (the model's own warnings) still gets there."""
+    import io
+    import sys
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return fn(*args, **kwargs)
+    except Exception as e:
+        partial = getattr(e, "partial_fx_graph", None)
+        text = captured.getvalue()
+        captured = io.StringIO(text.replace(str(partial), "").strip("\n") if partial is not None else text)
+        raise
+    finally:
+        text = captured.getvalue()
+        if text.strip():
+            sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
 def _export_error(name, what, e) -> ConversionError:

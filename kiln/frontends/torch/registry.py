@@ -18,6 +18,7 @@ ASSERTS = frozenset({
     "aten.sym_constrain_range_for_size.default", "aten._assert_async.default", "aten._assert_async.msg",
     "aten._functional_assert_async.msg", "aten._functional_sym_constrain_range.default",
     "aten._functional_sym_constrain_range_for_size.default", "aten._print.default",
+    "aten._linalg_check_errors.default",
     "_operator.getitem_token",
 })
 

@@ -39,7 +39,19 @@ def to_dim(expr, names: dict, what: str = "a size"):
         if getattr(node, "maybe_as_int", None) and node.maybe_as_int() is not None:
             return int(node.maybe_as_int())
         expr = node.expr
-    return _convert(sympy.sympify(expr), names, expr, what)
+    expr = sympy.sympify(expr)
+    return _convert(expr, names, _readable(expr, names), what)
+
+
+def _readable(expr, names):
+    """The expression's text with the user's dim names for torch's symbols (``batch//2``, not ``s77//2``)."""
+    import sympy
+
+    try:
+        subs = {s: sympy.Symbol(names[s.name]) for s in expr.free_symbols if s.name in names}
+        return str(expr.xreplace(subs)) if subs else str(expr)
+    except Exception:  # noqa: BLE001 -- only for the message
+        return str(expr)
 
 
 def _convert(e, names, whole, what):
