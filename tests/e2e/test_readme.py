@@ -67,3 +67,14 @@ def test_readme_c_example_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     (probs,) = model(np.full((2, 3, 32, 32), 0.5, np.float32))
     assert abs(float(r.stdout) - float(probs[0, 0])) < 1e-5
+
+
+@pytest.mark.parametrize("heading,framework", [("## PyTorch", "torch"), ("## JAX", "jax")])
+def test_readme_frontend_examples_run(heading, framework, capsys):
+    """The five-line PyTorch and JAX examples run as written and print a small error."""
+    pytest.importorskip(framework)
+    code = _block(heading, "python")
+    assert len(code.strip().splitlines()) <= 6
+    exec(compile(code, "README.md", "exec"), {})
+    first = capsys.readouterr().out.splitlines()[0]
+    assert float(first.split()[0]) < 1e-4, first
