@@ -7,8 +7,12 @@ A :class:`Kernel` owns buffers (dtype, shape, strides) and a statement tree of l
   :class:`Select`, :class:`Cast`, :class:`Load` and :class:`Reduce` (a combiner, an init and reduction
   axes over a body);
 * statements: :class:`For` (with a kind: serial, parallel, vectorized, unrolled, or a GPU axis),
-  :class:`Store`, :class:`Let` (a scalar computed once), :class:`Alloc` (a local buffer), :class:`If`
-  and :class:`Seq`.
+  :class:`Store`, :class:`Let` (a scalar computed once), :class:`Alloc` (a local buffer), :class:`If`,
+  :class:`Seq` and :class:`Barrier` (GPU schedules only: every work-item of a work-group waits there).
+
+A buffer's ``scope`` is ``"global"`` (a kernel parameter), ``"local"`` (an ``Alloc`` private to one
+thread of execution) or ``"shared"`` (an ``Alloc`` shared by the work-items of one GPU work-group,
+written by GPU schedules only). CPU targets refuse barriers and shared buffers.
 
 Index arithmetic is int64. :func:`simplify` folds constants, normalises affine index expressions and
 removes floor-division/modulo that loop ranges make trivial. ``str(kernel)`` gives the text form used
@@ -348,6 +352,12 @@ class Seq(Stmt):
     body: list
 
 
+@dataclass(eq=False)
+class Barrier(Stmt):
+    """A work-group barrier with a fence on shared (``"shared"``-scope) memory: GPU schedules only,
+    where a ``gpu.thread.*`` loop's iterations run concurrently and meet here."""
+
+
 def seq(*stmts) -> Stmt:
     flat = []
     for s in stmts:
@@ -487,6 +497,8 @@ def map_stmt(s: Stmt, fexpr: Callable[[Expr], Expr]) -> Stmt:
         return If(fexpr(s.cond), map_stmt(s.then, fexpr), map_stmt(s.else_, fexpr) if s.else_ else None)
     if isinstance(s, Seq):
         return Seq([map_stmt(x, fexpr) for x in s.body])
+    if isinstance(s, Barrier):
+        return s
     raise TypeError(f"not a statement: {s!r}")
 
 
@@ -772,6 +784,8 @@ def simplify_stmt(s: Stmt, ranges: Mapping[str, tuple] | None = None) -> Stmt:
         return If(c, simplify_stmt(s.then, ranges), simplify_stmt(s.else_, ranges) if s.else_ else None)
     if isinstance(s, Seq):
         return seq(*[simplify_stmt(x, ranges) for x in s.body]) if s.body else s
+    if isinstance(s, Barrier):
+        return s
     raise TypeError(f"not a statement: {s!r}")
 
 
@@ -826,7 +840,8 @@ def fmt_stmt(s: Stmt, depth: int) -> list:
     if isinstance(s, Let):
         return [f"{pad}let {s.var.name}: {s.var.dtype} = {fmt_expr(s.value)}"] + fmt_stmt(s.body, depth)
     if isinstance(s, Alloc):
-        return [f"{pad}alloc {s.buf.name}: {s.buf.dtype}[{', '.join(map(fmt_expr, s.buf.shape))}]"] + \
+        shared = "shared " if s.buf.scope == "shared" else ""
+        return [f"{pad}alloc {shared}{s.buf.name}: {s.buf.dtype}[{', '.join(map(fmt_expr, s.buf.shape))}]"] + \
             fmt_stmt(s.body, depth)
     if isinstance(s, If):
         lines = [f"{pad}if {fmt_expr(s.cond)}:"] + fmt_stmt(s.then, depth + 1)
@@ -835,6 +850,8 @@ def fmt_stmt(s: Stmt, depth: int) -> list:
         return lines
     if isinstance(s, Seq):
         return [ln for x in s.body for ln in fmt_stmt(x, depth)] or [f"{pad}pass"]
+    if isinstance(s, Barrier):
+        return [f"{pad}barrier"]
     return [f"{pad}{s!r}"]
 
 

@@ -120,6 +120,7 @@ def available() -> list:
 
 def _builtin():
     from . import llvm_cpu  # noqa: F401  registers "llvm" and "cpu"
+    from . import opencl  # noqa: F401  registers "opencl"
 
 
 def get(spec, **overrides) -> Target:
