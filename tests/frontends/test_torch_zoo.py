@@ -1,6 +1,6 @@
 """The model zoo through ``kiln.compile`` with a dynamic batch: one compile per model, two batch sizes.
 
-Each model is compiled once (a module-scoped fixture) with ``dynamic_shapes`` declaring the batch
+Each model is compiled once with ``dynamic_shapes`` declaring the batch
 ``Dim("batch")``, and run natively at batch 1 and 5 against eager PyTorch. Criterion: the
 normalised max error ``max|out - ref| / max|ref|`` of every output is below 1e-4 (see torch_zoo).
 """
@@ -15,33 +15,24 @@ from torch.export import Dim  # noqa: E402
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module", params=sorted(torch_zoo.ZOO))
-def compiled(request):
-    name = request.param
+@pytest.mark.parametrize("name", sorted(torch_zoo.ZOO))
+def test_compiled_with_dynamic_batch_matches_eager(name):
+    # one test per model: compiled once (whichever worker runs it), then run at two batch sizes
     model = torch_zoo.build(name)
     cm = kiln.compile(model, example_inputs=(torch_zoo.example(name, 2),), dynamic_shapes=({0: Dim("batch")},))
-    return name, model, cm
-
-
-def test_batch_dim_is_symbolic(compiled):
-    name, _, cm = compiled
     assert [s.shape[0] for s in cm.inputs] == ["batch"]
     assert all(s.shape[0] == "batch" for s in cm.outputs)
-
-
-@pytest.mark.parametrize("batch", [1, 5])
-def test_matches_eager(compiled, batch):
-    name, model, cm = compiled
-    x = torch_zoo.example(name, batch)
-    with torch.no_grad():
-        ref = model(x)
-    refs = ref if isinstance(ref, tuple) else (ref,)
-    outs = cm(x)  # torch tensors are accepted as inputs
-    assert len(outs) == len(refs)
-    for out, r in zip(outs, refs):
-        assert out.shape == tuple(r.shape)
-        err = torch_zoo.rel_err(out, r)
-        assert err < TOL, f"{name} batch {batch}: normalised max error {err:.2e}"
+    for batch in (1, 5):
+        x = torch_zoo.example(name, batch)
+        with torch.no_grad():
+            ref = model(x)
+        refs = ref if isinstance(ref, tuple) else (ref,)
+        outs = cm(x)  # torch tensors are accepted as inputs
+        assert len(outs) == len(refs)
+        for out, r in zip(outs, refs):
+            assert out.shape == tuple(r.shape)
+            err = torch_zoo.rel_err(out, r)
+            assert err < TOL, f"{name} batch {batch}: normalised max error {err:.2e}"
 
 
 def test_training_flag_is_restored():
