@@ -593,7 +593,7 @@ class _Coop:
         return body
 
     def cooperative(self, r: L.Reduce) -> bool:
-        if r.combiner not in ("sum", "prod", "max", "min"):
+        if r.combiner not in ("sum", "prod", "max", "min", "argmax", "argmin"):
             return False
         n = 1
         for _, ext in r.axes:
@@ -637,6 +637,8 @@ class _Coop:
             red[t] = part; barrier; for s = T/2 .. 1: if t < s: red[t] = red[t] (+) red[t + s]; barrier
             let v = red[0]; barrier; rest
         """
+        if r.combiner in ("argmax", "argmin"):
+            return self._arg_reduce(r, v, rest)
         t, T = self.t, self.threads
         dt = r.body.dtype
         red = self._buf(dt)
@@ -665,3 +667,70 @@ class _Coop:
             L.Barrier(),
             *steps))
         return L.seq(stmt, L.Let(v, red[L.Const(0)], L.seq(L.Barrier(), rest)))
+
+    def _arg_reduce(self, r: L.Reduce, v: L.Var, rest: L.Stmt) -> L.Stmt:
+        """Work-group argmax / argmin: each work-item keeps (best value, its linear index or -1) over
+        its strided elements, in increasing order; the tree keeps the better pair, a tie going to the
+        smaller index (the larger with ``select_last``); NaN is the extreme, as in the serial form."""
+        t, T = self.t, self.threads
+        dt = r.body.dtype
+        I64 = L.I64
+        vals, idxs = self._buf(dt), self._buf(I64) if dt != I64 else None
+        if idxs is None:  # an int64 argmax: values and indices need two buffers of one dtype
+            idxs = L.Buffer(self.s.var("redi").name, I64, (T,), scope="shared")
+            self.scratch["_argidx"] = idxs
+        pv = L.Buffer(self.s.var("pv").name, dt, (1,), scope="local")
+        pi = L.Buffer(self.s.var("pi").name, I64, (1,), scope="local")
+        exts = [ext for _, ext in r.axes]
+        R = _prod(exts)
+        jo, j = self.s.var("jo"), self.s.var("j")
+        env = {ax.name: d for (ax, _), d in zip(r.axes, _digits(j, exts))}
+        x = L.substitute(r.body, env)
+        zero = L.Const(0)
+        gt = "gt" if r.combiner == "argmax" else "lt"
+
+        def strictly(a, b):
+            """a is a better extreme than b (NaN beats numbers)."""
+            if dt.is_float:
+                na, nb = L.unary("isnan", a), L.unary("isnan", b)
+                return L.binary("or", L.binary("and", na, L.unary("not", nb)),
+                                L.binary("and", L.unary("not", L.binary("or", na, nb)), L.binary(gt, a, b)))
+            return L.binary(gt, a, b)
+
+        def tie(a, b):
+            if dt.is_float:
+                return L.binary("or", L.binary("and", L.unary("isnan", a), L.unary("isnan", b)), L.binary("eq", a, b))
+            return L.binary("eq", a, b)
+
+        # in increasing order: replace when strictly better, or on a tie with select_last
+        xv = L.Var(self.s.var("xv").name, dt)
+        take = strictly(xv, pv[zero])
+        if r.select_last:
+            take = L.binary("or", take, tie(xv, pv[zero]))
+        take = L.binary("or", L.binary("lt", pi[zero], zero), take)
+        step = L.Let(xv, x, L.If(take, L.seq(L.Store(pv, (zero,), xv), L.Store(pi, (zero,), j))))
+        st = _static(R)
+        guarded = step if st is not None and st % T == 0 else L.If(L.binary("lt", j, R), step)
+        tree = []
+        s = T // 2
+        c = self.s.var("c")
+        c = L.Var(c.name, L.BOOL)
+        while s >= 1:
+            v1, v2, i1, i2 = vals[t], vals[t + s], idxs[t], idxs[t + s]
+            earlier = L.binary("gt", i2, i1) if r.select_last else L.binary("lt", i2, i1)
+            better = L.binary("or", strictly(v2, v1), L.binary("and", tie(v2, v1), earlier))
+            cond = L.binary("and", L.binary("ge", i2, zero), L.binary("or", L.binary("lt", i1, zero), better))
+            tree.append(L.If(L.binary("lt", t, L.Const(s)), L.Let(c, cond, L.If(c, L.seq(
+                L.Store(vals, (t,), v2), L.Store(idxs, (t,), i2))))))
+            tree.append(L.Barrier())
+            s //= 2
+        stmt = L.Alloc(pv, L.Alloc(pi, L.seq(
+            L.Store(pv, (zero,), _identity("max" if r.combiner == "argmax" else "min", dt)),
+            L.Store(pi, (zero,), L.Const(-1)),
+            L.For(jo, _ceil_div(R, T), L.Let(j, L.simplify(jo * T + t), guarded)),
+            L.Store(vals, (t,), pv[zero]),
+            L.Store(idxs, (t,), pi[zero]),
+            L.Barrier(),
+            *tree)))
+        result = L.select(L.binary("lt", idxs[zero], zero), L.Const(0), idxs[zero])
+        return L.seq(stmt, L.Let(v, result, L.seq(L.Barrier(), rest)))
