@@ -130,3 +130,20 @@ def test_registered_backend_in_a_fresh_process():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().endswith("ok")
+
+
+def test_results_keep_their_types(compiles):
+    """A 0-d tensor stays 0-d; a size the graph returns (a SymInt once dynamic) comes back as an int."""
+    def fn(x):
+        n = x.shape[0] * 2
+        y = x + 1
+        torch._dynamo.graph_break()
+        return y * n, y.sum(), x.shape[0] * 3
+
+    fast = torch.compile(fn, backend="kiln", options={"fallback": False})
+    for batch in (2, 3, 4):
+        x = torch.ones(batch, 2)
+        out, want = fast(x), fn(x)
+        torch.testing.assert_close(out[0], want[0])
+        assert out[1].shape == () and float(out[1]) == float(want[1])
+        assert type(out[2]) is int and out[2] == want[2]

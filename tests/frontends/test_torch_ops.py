@@ -181,6 +181,9 @@ CASES = {
     "index_put": (lambda x, i, v: (x.index_put((i,), v), x.index_put((i,), v, accumulate=True),
                                    x.clone().index_put_((i, i % 3), v[:, 0])),
                   (torch.zeros(5, 3), torch.tensor([0, 2, 0]), rn(3, 3)), None),
+    "bucketize": (lambda x: (torch.bucketize(x, torch.tensor([-1.0, 0.0, 1.0])),
+                             torch.bucketize(x.round(), torch.tensor([-1.0, 0.0, 1.0]), right=True, out_int32=True)),
+                  (A,), None),
     "masked_fill_setitem": (lambda x: (x.masked_fill(x > 0, -1.0), torch.where(x < 0, x, x * 2)), (A,), None),
 }
 

@@ -182,13 +182,27 @@ class _Compiled:
         self.model = _compile_graph(graph, options)
         self.out_spec = ep.call_spec.out_spec
         self.device = next((a.device for a in feeds), None)
+        self.scalars = _scalar_outputs(ep)  # sizes and numbers the graph returns: Python values, not tensors
 
     def __call__(self, args):
         from torch.utils import _pytree as pytree
 
         feeds = [_as_numpy(a) for k, a in zip(self.kinds, args) if k == "tensor"]
         outs = [_as_torch(o, self.device) for o in self.model(*feeds)]
+        for i in self.scalars:
+            outs[i] = outs[i].item()
         return pytree.tree_unflatten(outs, self.out_spec) if self.out_spec is not None else tuple(outs)
+
+
+def _scalar_outputs(ep) -> list:
+    """Positions of the program's user outputs that are Python numbers (a SymInt dynamo passes on, say)."""
+    import torch
+    from torch.export.graph_signature import OutputKind
+
+    flat = list(next(n for n in ep.graph.nodes if n.op == "output").args[0])
+    user = [a for spec, a in zip(ep.graph_signature.output_specs, flat) if spec.kind == OutputKind.USER_OUTPUT]
+    return [i for i, a in enumerate(user)
+            if not isinstance(a.meta.get("val") if isinstance(a, torch.fx.Node) else a, torch.Tensor)]
 
 
 def _dynamic_shapes(kinds, plan):
@@ -283,8 +297,9 @@ def _as_torch(a, device):
 
     from ...ir import dtypes as kd
 
+    a = np.require(a, requirements="C")  # (not ascontiguousarray: that makes a 0-d result 1-d)
     if kd.dtype(a.dtype).name == "bf16":
-        t = torch.from_numpy(np.ascontiguousarray(a).view(np.int16)).view(torch.bfloat16)
+        t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
     else:
-        t = torch.from_numpy(np.ascontiguousarray(a))
+        t = torch.from_numpy(a)
     return t if device is None or device.type == "cpu" else t.to(device)

@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from ...errors import ConversionError, KilnError, UnsupportedOperatorError
+from ...errors import ConversionError, UnsupportedOperatorError
 from ...ir import dims as _dims
 from ...ir import dtypes as kd
 from ..common import Emitter
@@ -188,9 +188,6 @@ class NodeCtx:
         for a in args[2:]:
             dt = torch.result_type(torch.empty((1,), dtype=dt), a)
         return torch_dtype(dt)
-
-    def fail(self, msg: str):
-        raise ConversionError(msg)
 
 
 class Converter:
@@ -467,10 +464,7 @@ def convert_program(ep, name: str = "main", names: dict | None = None, locate=No
     ``names`` maps sympy symbol names to kiln dim names (see :func:`.symbolic.dim_names`);
     ``locate(node)`` gives a node's source location for error messages.
     """
-    try:
-        return Converter(ep, _dims.sanitize_symbol(name), names or {}, locate).run()
-    except KilnError:
-        raise
+    return Converter(ep, _dims.sanitize_symbol(name), names or {}, locate).run()
 
 
 def user_inputs(ep) -> list:

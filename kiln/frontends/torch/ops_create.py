@@ -97,5 +97,3 @@ def _linspace(cx, start, end, steps, **_):
     return cx.e.const(vals.astype(cx.out_dtype.np) if cx.out_dtype.is_float else
                       np.trunc(vals).astype(cx.out_dtype.np))
 
-
-__all__ = ["full"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import ConversionError
 from ...ir import dtypes as kd
-from ._util import binary, highest, lowest
+from ._util import binary
 from .registry import converts
 
 # --- unary ----------------------------------------------------------------------------------------
@@ -622,5 +622,3 @@ def _fill(cx, x, value):
     dt = cx.e.dtype(x)
     return cx.e.op("broadcast", cx.tensor(value, dt), shape=list(cx.e.shape(x)))
 
-
-__all__ = ["clamp", "floor_div", "softplus", "trunc", "lowest", "highest"]

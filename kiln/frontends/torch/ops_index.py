@@ -164,3 +164,16 @@ def _broadcast(cx, shapes):
 @converts("aten.embedding.default")
 def _embedding(cx, weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
     return cx.e.op("gather", weight, cx.e.cast(indices, kd.int64), axis=0)
+
+
+@converts("aten.bucketize.Tensor")
+def _bucketize(cx, x, boundaries, out_int32=False, right=False):
+    """The bucket of each x among 1-D sorted ``boundaries``: how many boundaries lie below it (or at it)."""
+    e = cx.e
+    if e.rank(boundaries) != 1:
+        raise ConversionError("bucketize needs 1-D boundaries")
+    dt = cx.promoted(cx.node.args[0], cx.node.args[1])
+    xe = reshape(cx, e.cast(x, dt), list(e.shape(x)) + [1])
+    below = e.op("less_equal" if right else "less", e.cast(boundaries, dt), xe)
+    count = e.op("reduce_sum", e.cast(below, kd.int64), axes=[e.rank(xe) - 1], keepdims=False)
+    return e.cast(count, cx.out_dtype)

@@ -14,7 +14,7 @@ import numpy as np
 from ...errors import ConversionError
 from ...ir import dims as _dims
 from ...ir import dtypes as kd
-from ._util import axis, dim_tensor, reshape, static_int
+from ._util import dim_tensor, reshape, static_int
 from .registry import converts
 
 # --- matrix products ------------------------------------------------------------------------------
@@ -452,5 +452,3 @@ def _pixel_unshuffle(cx, x, r):
     v = e.op("transpose", v, perm=[0, 1, 3, 5, 2, 4])
     return reshape(cx, v, [n, _dims.mul(c, r * r), oh, ow])
 
-
-__all__ = ["batch_norm", "axis"]

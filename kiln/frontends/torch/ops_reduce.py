@@ -5,7 +5,6 @@ reduces nothing). Sums of bools and ints accumulate in the result dtype torch ch
 """
 from __future__ import annotations
 
-from ...errors import ConversionError
 from ...ir import dims as _dims
 from ...ir import dtypes as kd
 from ._util import axes as _axes
@@ -257,5 +256,3 @@ def _vector_norm(cx, x, ord=2, dim=None, keepdim=False, dtype=None):
     s = e.op("reduce_sum", e.op("pow", ab, cx.tensor(p, dt)), axes=ax, keepdims=bool(keepdim))
     return e.op("pow", s, cx.tensor(1.0 / p, dt))
 
-
-__all__ = ["softmax", "variance"]
