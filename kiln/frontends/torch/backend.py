@@ -259,7 +259,7 @@ def _Bound(gm, kinds, args, plan):
 
 def _locator(gm):
     """``locate(node)`` for the exported wrapper: the user's line of the dynamo node it came from."""
-    from .convert import location_of, stack_location
+    from .location import location_of, stack_location
 
     by_name = {n.name: n for n in gm.graph.nodes}
 
@@ -284,7 +284,7 @@ def _locator(gm):
 def _as_numpy(t):
     import torch
 
-    from .convert import to_numpy
+    from .tensors import to_numpy
 
     if t.dtype == torch.bfloat16 or "float8" in str(t.dtype):  # numpy has no such dtype: through ml_dtypes
         return to_numpy(t)

@@ -20,8 +20,6 @@ that disagrees with torch is caught at conversion time, never as a wrong number.
 from __future__ import annotations
 
 import operator
-import os
-import re
 
 import numpy as np
 
@@ -29,8 +27,10 @@ from ...errors import ConversionError, UnsupportedOperatorError
 from ...ir import dims as _dims
 from ...ir import dtypes as kd
 from ..common import Emitter
+from .location import stack_location
 from .registry import ASSERTS, CONVERTERS, load_all, op_key
 from .symbolic import SymDim, dim_names, to_dim
+from .tensors import to_numpy, torch_dtype
 
 
 class _Invalid:
@@ -38,66 +38,6 @@ class _Invalid:
 
     def __init__(self, error: Exception):
         self.error = error
-
-
-def torch_dtype(dt):
-    """The kiln dtype of a torch dtype."""
-    import torch
-
-    table = {
-        torch.float32: kd.float32, torch.float16: kd.float16, torch.bfloat16: kd.bfloat16, torch.float64: kd.float64,
-        torch.int8: kd.int8, torch.uint8: kd.uint8, torch.int16: kd.int16, torch.int32: kd.int32,
-        torch.int64: kd.int64, torch.bool: kd.bool_,
-    }
-    for tname, kname in (("uint16", "u16"), ("uint32", "u32"), ("uint64", "u64"), ("float8_e4m3fn", "f8e4m3fn"),
-                         ("float8_e5m2", "f8e5m2"), ("float8_e4m3fnuz", "f8e4m3fnuz"),
-                         ("float8_e5m2fnuz", "f8e5m2fnuz")):
-        if hasattr(torch, tname):
-            table[getattr(torch, tname)] = kd.dtype(kname)
-    if dt not in table:
-        raise ConversionError(f"torch dtype {dt} has no kiln equivalent")
-    return table[dt]
-
-
-def to_numpy(t) -> np.ndarray:
-    """A torch tensor's values as a numpy array (bfloat16 and float8 through ml_dtypes)."""
-    import torch
-
-    t = t.detach().cpu()
-    if not t.is_contiguous():
-        t = t.contiguous()
-    kdt = torch_dtype(t.dtype)
-    if t.dtype in (torch.bfloat16,) or kdt.kind == "float" and kdt.bits == 8:
-        raw = t.view(torch.int16 if kdt.bits == 16 else torch.uint8).numpy()
-        return raw.view(kdt.np).copy()
-    return t.numpy().copy()
-
-
-def stack_location(node) -> str:
-    """``file.py:LINE in fn: code`` of the innermost user frame of the node's stack trace ('' if none)."""
-    return location_of(node.meta.get("stack_trace") or "")
-
-
-_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)\n?(.*)')
-
-
-def location_of(stack_trace: str) -> str:
-    import torch
-
-    frames = []
-    lines = stack_trace.splitlines()
-    for i, ln in enumerate(lines):
-        m = _FRAME.search(ln.strip())
-        if m:
-            code = lines[i + 1].strip() if i + 1 < len(lines) and not _FRAME.search(lines[i + 1]) else ""
-            frames.append((m.group(1), int(m.group(2)), m.group(3), code))
-    if not frames:
-        return ""
-    skip = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    user = [f for f in frames if not f[0].startswith("<") and not any(
-        os.path.abspath(f[0]).startswith(s + os.sep) for s in skip)]
-    path, line, fn, code = (user or frames)[-1]
-    return f"{os.path.basename(path)}:{line} in {fn}" + (f": {code}" if code else "")
 
 
 class NodeCtx:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import os
 import traceback
 
 from ...errors import ConversionError, KilnError
+from .location import user_frame
 
 
 def as_module(fn):
@@ -164,25 +164,6 @@ def _export_error(name, what, e) -> ConversionError:
     err = ConversionError(f"{what} {name}{f' at {where}' if where else ''}: {type(e).__name__}: {first}.{hint}")
     err.torch_error = e
     return err
-
-
-def user_frame(frames) -> str:
-    """``file.py:LINE in fn: code`` of the innermost frame of the user's code: outside torch, kiln and the
-    standard library, and outside installed packages where there is such a frame."""
-    import sysconfig
-
-    import torch
-
-    skip = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
-            os.path.dirname(os.__file__))
-    packages = tuple({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})
-    mine = [fr for fr in frames if not fr.filename.startswith("<")
-            and not any(os.path.abspath(fr.filename).startswith(s + os.sep) for s in skip)]
-    outside = [fr for fr in mine if not any(os.path.abspath(fr.filename).startswith(p + os.sep) for p in packages)]
-    for fr in reversed(outside or mine):
-        code = (fr.line or "").strip()
-        return f"{os.path.basename(fr.filename)}:{fr.lineno} in {fr.name}" + (f": {code}" if code else "")
-    return ""
 
 
 @contextlib.contextmanager

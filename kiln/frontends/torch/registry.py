@@ -19,7 +19,6 @@ ASSERTS = frozenset({
     "aten._functional_assert_async.msg", "aten._functional_sym_constrain_range.default",
     "aten._functional_sym_constrain_range_for_size.default", "aten._print.default",
     "aten._linalg_check_errors.default",
-    "_operator.getitem_token",
 })
 
 
