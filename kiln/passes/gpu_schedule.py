@@ -468,7 +468,7 @@ class _Scheduler:
         M = _prod([f.extent for f in m_loops])
         N = _prod([f.extent for f in n_loops])
         K = _prod([ext for _, ext in r.axes])
-        if _size(M) < 16 or _size(N) < 16 or _size(K) < 8:
+        if min(_size(M), _size(N)) < 8 or _size(M) * _size(N) < 256 or _size(K) < 8:
             return None
         tiles = self.tiles or _choose_tiles(_size(M), _size(N), self.max_threads, self.local_memory,
                                             r.body.dtype.bits // 8)
@@ -553,7 +553,7 @@ class _Scheduler:
 
 def _choose_tiles(M: int, N: int, max_threads: int, local_memory: int, itemsize: int) -> Tiles | None:
     """The largest square-ish tile the work-group size and shared memory allow (64, 32 or 16 wide)."""
-    for tm, tn in ((64, 64), (32, 64), (64, 32), (32, 32), (16, 16)):
+    for tm, tn in ((64, 64), (32, 64), (64, 32), (32, 32), (16, 64), (64, 16), (16, 16)):
         if (tm > 16 and M < tm // 2) or (tn > 16 and N < tn // 2):
             continue
         t = Tiles(tm=tm, tn=tn)
