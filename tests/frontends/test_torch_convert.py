@@ -69,6 +69,19 @@ def test_positional_spec_and_unnamed_dims():
     assert rows == "rows" and isinstance(cols, str) and cols != "rows"  # torch's own symbol name
 
 
+def test_an_example_batch_of_one_still_gives_a_dynamic_batch():
+    """torch.export pins size-1 dims; the frontend traces with the example repeated along dynamic dims."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(1), nn.Linear(4 * 4 * 4, 5)).eval()
+    g = from_torch(net, (torch.randn(1, 3, 6, 6),), dynamic_shapes={"input": {0: Dim("batch")}})
+    assert g.types[g.inputs[0]].shape == ("batch", 3, 6, 6)
+    x = torch.randn(3, 3, 6, 6)
+    got = list(kiln.interpret(g, [x.numpy()]).values())[0]
+    np.testing.assert_allclose(got, net(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+    g = from_torch(lambda a, b: (a * b).sum(-1), (torch.randn(1, 4), torch.randn(1, 4)),
+                   dynamic_shapes=({0: Dim("n")}, {0: Dim("n")}))
+    assert [g.types[i].shape for i in g.inputs] == [("n", 4), ("n", 4)]
+
+
 # --- signature -----------------------------------------------------------------------------------------
 
 class DictOut(nn.Module):

@@ -104,6 +104,7 @@ def export(module, args, kwargs, dynamic_shapes):
     name = type(module).__name__
     was_training = module.training
     module.eval()
+    args, kwargs = widen_unit_dims(module, args, kwargs, dynamic_shapes)
     try:
         with _quiet_torch():
             try:
@@ -119,6 +120,48 @@ def export(module, args, kwargs, dynamic_shapes):
                 raise _export_error(name, "torch could not decompose the exported program of", e) from None
     finally:
         module.train(was_training)
+
+
+def widen_unit_dims(module, args, kwargs, dynamic_shapes):
+    """The example inputs with every dim of size 1 that ``dynamic_shapes`` declares dynamic doubled.
+
+    torch.export specializes sizes 0 and 1 (a batch of one example would pin ``Dim("batch")`` to 1 and
+    fail); the same example repeated along that dim traces the general graph, which is what the spec
+    asks for. Dims of size 0 and dims declared ``Dim.STATIC`` are left alone.
+    """
+    import torch
+
+    if not dynamic_shapes:
+        return args, kwargs
+    try:
+        bound = inspect.signature(module.forward).bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return args, kwargs
+    if isinstance(dynamic_shapes, dict):
+        specs = dynamic_shapes
+    else:
+        specs = dict(zip(bound, dynamic_shapes))
+    widened = {}
+    for arg, spec in specs.items():
+        t = bound.get(arg)
+        if not isinstance(t, torch.Tensor) or spec is None:
+            continue
+        items = spec.items() if isinstance(spec, dict) else enumerate(spec)
+        for axis, dim in items:
+            if dim is None or isinstance(dim, int) or dim is torch.export.Dim.STATIC:
+                continue
+            if getattr(dim, "max", 2) is not None and getattr(dim, "max", 2) < 2:
+                continue
+            if -t.dim() <= axis < t.dim() and t.shape[axis] == 1:
+                t = torch.cat([t, t], dim=axis)
+        if t is not bound.get(arg):
+            widened[arg] = t
+    if not widened:
+        return args, kwargs
+    names = list(bound)
+    args = tuple(widened.get(names[i], a) for i, a in enumerate(args))
+    kwargs = {k: widened.get(k, v) for k, v in kwargs.items()}
+    return args, kwargs
 
 
 def run_export(fn, *args, **kwargs):
