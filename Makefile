@@ -10,8 +10,10 @@ JOBS   ?= 2
 # The conformance baseline (tests/frontends/onnx_conformance_failures.txt) is measured against these;
 # the extras in pyproject.toml keep loose ranges for users.
 PINS   := onnx==1.23.2 onnxruntime==1.32.0
-# torch==2.13.0 takes the CPU wheel (an unpinned torch pulls several GB of CUDA packages)
-TEST_PINS := $(PINS) torch==2.13.0 jax==0.10.2 jaxlib==0.10.2 transformers==5.23.0
+# torch==2.13.0 takes the CPU wheel (an unpinned torch pulls several GB of CUDA packages);
+# pocl-binary-distribution is a real OpenCL device on the CPU (the opencl target runs on it in CI)
+TEST_PINS := $(PINS) torch==2.13.0 jax==0.10.2 jaxlib==0.10.2 transformers==5.23.0 \
+             pyopencl==2026.1.4 pocl-binary-distribution==3.0
 
 .PHONY: demo test conformance clean
 
@@ -24,7 +26,7 @@ $(VENV)/.demo-installed: pyproject.toml Makefile | $(PY)
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml Makefile | $(PY)
-	$(PIP) install -q -e ".[test]" $(TEST_PINS)
+	$(PIP) install -q -e ".[test,opencl]" $(TEST_PINS)
 	touch $@
 
 demo: $(VENV)/.demo-installed
