@@ -11,9 +11,10 @@ JOBS   ?= 2
 # the extras in pyproject.toml keep loose ranges for users.
 PINS   := onnx==1.23.2 onnxruntime==1.32.0
 # torch==2.13.0 takes the CPU wheel (an unpinned torch pulls several GB of CUDA packages);
-# pocl-binary-distribution is a real OpenCL device on the CPU (the opencl target runs on it in CI)
+# pocl-binary-distribution is a real OpenCL device on the CPU (the opencl target runs on it in CI);
+# nvidia-cuda-nvcc-cu12 carries ptxas, which validates the cuda target's PTX (GPU tests skip without a GPU)
 TEST_PINS := $(PINS) torch==2.13.0 jax==0.10.2 jaxlib==0.10.2 transformers==5.23.0 \
-             pyopencl==2026.1.4 pocl-binary-distribution==3.0
+             pyopencl==2026.1.4 pocl-binary-distribution==3.0 cuda-python==13.4.4 nvidia-cuda-nvcc-cu12==12.9.86
 
 .PHONY: demo test conformance clean
 
@@ -26,7 +27,7 @@ $(VENV)/.demo-installed: pyproject.toml Makefile | $(PY)
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml Makefile | $(PY)
-	$(PIP) install -q -e ".[test,opencl]" $(TEST_PINS)
+	$(PIP) install -q -e ".[test,opencl,cuda]" $(TEST_PINS)
 	touch $@
 
 demo: $(VENV)/.demo-installed
