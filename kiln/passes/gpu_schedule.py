@@ -25,8 +25,9 @@ and launches run in order. The strategies, tried in this order:
 ``elementwise``
     Any other loop nest ending in one store: its loops flattened into one index, one work-item per
     element, guarded; small reductions run serially in each work-item.
-``loop``
-    A ``parallel`` loop of another shape (an extern op's rows): one work-item per iteration.
+``loops``
+    Leading loops of another shape whose iterations touch disjoint slices of what they write (an
+    extern op's rows: a scan, a sort, a scatter per row): one work-item per iteration.
 ``serial``
     Anything else (sorting, scans, data-dependent loops): one work-item runs the statement as written.
 
@@ -228,6 +229,52 @@ def _split_fused(f: L.For) -> L.For:
     return body
 
 
+# --------------------------------------------------------------------------- independent loops
+def _independent_chain(s: L.Stmt, outer: set) -> list:
+    """The leading perfectly nested loops of ``s`` whose iterations touch disjoint memory, outer first:
+    each loop's variable indexes one fixed dim of every access to every buffer the loop's body writes
+    (so iteration v reads and writes only slice v of them), its extent depends on outer loops only,
+    and the body's local buffers are allocated inside it. An extern op's rows (a scan, a sort, a
+    scatter per row) qualify; a scan along the loop does not."""
+    chain = []
+    known = set(outer)
+    cur = s
+    while isinstance(cur, L.For) and not cur.kind.startswith("gpu.") and _independent(cur, known):
+        chain.append(cur)
+        known.add(cur.var.name)
+        cur = cur.body
+    return chain
+
+
+def _independent(f: L.For, known: set) -> bool:
+    if (L.free_vars(f.extent) | L.free_vars(f.start)) - known:
+        return False
+    v = f.var.name
+    allocated = {id(st.buf) for st in L.walk_stmts(f.body) if isinstance(st, L.Alloc)}
+    dims: dict = {}   # id(buffer) -> dims indexed by exactly v in every access seen so far
+
+    def see(buf, index):
+        here = {d for d, i in enumerate(index) if isinstance(i, L.Var) and i.name == v}
+        dims[id(buf)] = dims.get(id(buf), here) & here
+
+    written = set()
+    for st in L.walk_stmts(f.body):
+        if isinstance(st, L.Store):
+            if id(st.buf) in allocated:
+                continue
+            if st.buf.scope != "global":
+                return False  # a buffer shared by the iterations
+            written.add(id(st.buf))
+            see(st.buf, st.index)
+    if not written:
+        return False
+    for e in _stmt_exprs(f.body):
+        for ld in _loads(e):
+            if id(ld.buf) in written:
+                see(ld.buf, ld.index)
+    return all(dims[b] for b in written)
+
+
 # ----------------------------------------------------------------------------------- nest shape
 @dataclass
 class _Nest:
@@ -313,23 +360,29 @@ class _Scheduler:
             if got is not None:
                 return got
             return self.rows_or_elementwise(nest)
-        if isinstance(s, L.For) and s.kind == "parallel" and isinstance(s.start, L.Const) \
-                and not (L.free_vars(s.extent) - set(self.k.syms)):
-            return self.loop(s)
+        chain = _independent_chain(s, set(self.k.syms))
+        if chain:
+            return self.loops(chain)
         return self.serial(s)
 
-    # ------------------------------------------------------------------------------ serial / loop
+    # ----------------------------------------------------------------------------- serial / loops
     def serial(self, s: L.Stmt) -> Launch:
         g, t = self.var("g"), self.var("t")
         return self.launch(s, g, L.Const(1), t, 1, "serial")
 
-    def loop(self, f: L.For) -> Launch:
+    def loops(self, chain: list) -> Launch:
+        """The leading loops ``chain`` (outer first, iterations independent) flattened over work-items;
+        the innermost one's body runs serially in each."""
         threads = min(ELEMENTWISE_THREADS, self.max_threads)
-        g, t = self.var("g"), self.var("t")
-        i = self.var("i")
-        total = L.simplify(f.extent)
-        body = L.Let(i, g * threads + t, L.If(L.binary("lt", i, total), _subst(f.body, {f.var.name: i + f.start})))
-        return self.launch(body, g, _ceil_div(total, threads), t, threads, "loop")
+        total = _prod([f.extent for f in chain])
+        st = _static(total)
+        if st is not None:
+            threads = max(1, min(threads, _pow2_at_least(st, 1, threads)))
+        g, t, i = self.var("g"), self.var("t"), self.var("i")
+        body = _subst(chain[-1].body, self._flatten(chain, i))
+        guarded = body if st is not None and st % threads == 0 else L.If(L.binary("lt", i, total), body)
+        stmt = L.Let(i, L.simplify(g * threads + t), guarded)
+        return self.launch(stmt, g, _ceil_div(total, threads), t, threads, "loops")
 
     # ---------------------------------------------------------------------- elementwise / rows
     def rows_or_elementwise(self, nest: _Nest) -> Launch:

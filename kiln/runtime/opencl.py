@@ -24,6 +24,7 @@ from ..errors import ArtifactError
 _LOCK = threading.Lock()
 _CONTEXTS: dict = {}   # device key -> (context, queue)
 _PROGRAMS: dict = {}   # (device key, sha256 of source, options) -> built program
+_PID = None            # the process that initialised OpenCL
 
 
 def _cl():
@@ -34,9 +35,19 @@ def _cl():
     return cl
 
 
+def _check_fork():
+    global _PID
+    if _PID is None:
+        _PID = os.getpid()
+    elif _PID != os.getpid():
+        raise RuntimeError("OpenCL was initialised in a parent process, and does not survive fork(): "
+                           "use OpenCL models only in the process that forks, or open them only in children")
+
+
 def devices() -> list:
     """Every OpenCL device, over all platforms, in the order ``opencl:N`` counts them."""
     cl = _cl()
+    _check_fork()
     try:
         platforms = cl.get_platforms()
     except cl.Error:  # no ICD loader / no platform
@@ -50,16 +61,20 @@ def devices() -> list:
     return out
 
 
-def pick_device(spec=None):
-    """The device named by ``spec`` (``"opencl:N"``, ``"N"`` or an int), ``KILN_OPENCL_DEVICE``, or the first."""
-    if spec is None:
-        spec = os.environ.get("KILN_OPENCL_DEVICE") or "opencl:0"
+def _parse(spec) -> int:
     text = str(spec)
     idx = text.split(":", 1)[1] if text.startswith("opencl:") else text
     if not idx.isdigit():
         raise ValueError(f"OpenCL device must be 'opencl:N' (N an index), got {spec!r}")
+    return int(idx)
+
+
+def pick_device(spec=None):
+    """The device named by ``spec`` (``"opencl:N"``, ``"N"`` or an int), ``KILN_OPENCL_DEVICE``, or the first."""
+    if spec is None:
+        spec = os.environ.get("KILN_OPENCL_DEVICE") or "opencl:0"
+    n = _parse(spec)
     found = devices()
-    n = int(idx)
     if n >= len(found):
         names = ", ".join(f"opencl:{i} ({d.name.strip()})" for i, d in enumerate(found)) or "none"
         raise ValueError(f"no OpenCL device {spec!r}; available: {names}")
@@ -136,8 +151,11 @@ def load(manifest: dict, members: dict, *, num_threads=None, device=None) -> "Op
 
 
 class OpenCLExecutor:
+    """Runs one artifact. The device is opened at load when ``device`` names one (so a wrong name fails
+    there), else at the first call: a process may compile or load models and then fork workers, which
+    OpenCL implementations do not survive once initialised (PoCL's threads stay in the parent)."""
+
     def __init__(self, manifest: dict, members: dict, *, device=None):
-        cl = _cl()
         opts = manifest.get("target", {}).get("options") or {}
         table_name = opts.get("launch_table", "launch.json")
         if table_name not in members:
@@ -148,29 +166,40 @@ class OpenCLExecutor:
             raise ArtifactError(f"member '{table_name}' is not valid JSON ({e})") from None
         if self.table.get("version") != 1:
             raise ArtifactError(f"launch table version {self.table.get('version')!r} is not one this kiln reads (1)")
-        source = bytes(members[manifest["binary"]]).decode("utf-8")
-        self.device = pick_device(device)
-        if self.table.get("fp64") and "cl_khr_fp64" not in self.device.extensions:
-            raise ArtifactError(f"the model computes in float64, which OpenCL device "
-                                f"{self.device.name.strip()} lacks (cl_khr_fp64)")
-        self.ctx, self.queue = _context(self.device)
-        self.program = build(self.device, source)
-        mf = cl.mem_flags
+        self.source = bytes(members[manifest["binary"]]).decode("utf-8")
         w = manifest.get("weights")
-        blob = np.frombuffer(members[w["member"]], np.uint8) if w and len(members[w["member"]]) else None
-        if blob is not None:
-            self.weights = cl.Buffer(self.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=blob)
+        self._blob = members[w["member"]] if w else b""
+        self.symbols = list(self.table["symbols"])
+        self._spec = device
+        self.device = None
+        self._lock = threading.Lock()
+        if device is not None:
+            _parse(device)
+            self._open()
+
+    def _open(self):
+        cl = _cl()
+        dev = pick_device(self._spec)
+        if self.table.get("fp64") and "cl_khr_fp64" not in dev.extensions:
+            raise ArtifactError(f"the model computes in float64, which OpenCL device "
+                                f"{dev.name.strip()} lacks (cl_khr_fp64)")
+        self.ctx, self.queue = _context(dev)
+        self.program = build(dev, self.source)
+        mf = cl.mem_flags
+        if len(self._blob):
+            self.weights = cl.Buffer(self.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR,
+                                     hostbuf=np.frombuffer(self._blob, np.uint8))
         else:
             self.weights = cl.Buffer(self.ctx, mf.READ_ONLY, 64)
+        self._blob = None
         self.workspace = cl.Buffer(self.ctx, mf.READ_WRITE, 64)
         self.workspace_bytes = 64
-        self.symbols = list(self.table["symbols"])
         self.kernels = {}
-        for name, entry in self.table["kernels"].items():
+        for entry in self.table["kernels"].values():
             for ln in entry["launches"]:
                 self.kernels[ln["fn"]] = cl.Kernel(self.program, ln["fn"])
         self._io: dict = {}
-        self._lock = threading.Lock()
+        self.device = dev
 
     def _buffer(self, key, nbytes: int):
         cl = _cl()
@@ -185,6 +214,8 @@ class OpenCLExecutor:
         cl = _cl()
         env = {s: int(v) for s, v in zip(self.symbols, list(syms))}
         with self._lock:
+            if self.device is None:
+                self._open()
             need = evaluate(self.table["workspace"], env)
             if need > self.workspace_bytes:
                 self.workspace = cl.Buffer(self.ctx, cl.mem_flags.READ_WRITE, need)
