@@ -113,7 +113,8 @@ def compile(model, target="cpu", *, input_shapes=None, example_inputs=None, dyna
     target_desc["options"].setdefault("num_threads", num_threads)
     manifest = build_manifest(target_desc, program.inputs, program.outputs, symbols=program.symbols,
                               weights_size=len(program.weights), kernels=program.kernel_info,
-                              memory_plan=program.memory_plan, binary=binary.binary)
+                              memory_plan=program.memory_plan, binary=binary.binary,
+                              header="kiln.h" if binary.header else None)
     members = make_members(manifest, binary.members[binary.binary], program.weights)
     for name, data in binary.members.items():
         members.setdefault(name, data)

@@ -30,11 +30,15 @@ class Caps:
 
 @dataclass
 class TargetBinary:
-    """What codegen returns: artifact members, the one holding the code, and manifest extras."""
+    """What codegen returns: artifact members, the one holding the code, and manifest extras.
+
+    ``header``: whether the artifact ships ``kiln.h``, the C ABI (``kiln_run``, ...) of a native
+    binary; a binary the runtime drives itself (OpenCL source, PTX) has none."""
 
     members: dict
     binary: str
     options: dict = field(default_factory=dict)
+    header: bool = True
 
 
 class Target:

@@ -95,7 +95,7 @@ class OpenCLTarget(Target):
         opts = self.describe()["options"]
         opts.update(launch_table=LAUNCH_TABLE, language="OpenCL C 1.2", fp64=em.uses_f64,
                     launches=sum(len(v["launches"]) for v in kernels.values()))
-        return TargetBinary(members, SOURCE, opts)
+        return TargetBinary(members, SOURCE, opts, header=False)
 
 
 _ITEMSIZE = {"float": 4, "double": 8, "half": 2, "ushort": 2, "short": 2, "uchar": 1, "char": 1, "int": 4,
