@@ -125,6 +125,7 @@ def available() -> list:
 def _builtin():
     from . import llvm_cpu  # noqa: F401  registers "llvm" and "cpu"
     from . import opencl  # noqa: F401  registers "opencl"
+    from . import cuda  # noqa: F401  registers "cuda"
 
 
 def get(spec, **overrides) -> Target:
