@@ -157,6 +157,8 @@ class _Fn:
     nonneg: set = field(default_factory=set)
     names: dict = field(default_factory=dict)
     shared: list = field(default_factory=list)
+    pure: dict = field(default_factory=dict)
+    data: set = field(default_factory=set)    # let variables holding values read from memory
 
 
 class Emitter:
@@ -258,6 +260,8 @@ class Emitter:
             self._emit(f"const {ctype(s.var.dtype)} {self._var(s.var.name)} = {v};")
             if s.var.dtype.is_int and self._nonneg(s.value):
                 self.f.nonneg.add(s.var.name)
+            if not self._pure(s.value):
+                self.f.data.add(s.var.name)
             self.stmt(s.body)
             self._close()
         elif isinstance(s, L.Alloc):
@@ -388,6 +392,20 @@ class Emitter:
             self._fail(f"cannot emit expression {e!r}")
         return self._bind(e, text, e.dtype)
 
+    def _pure(self, e: L.Expr) -> bool:
+        """Whether ``e`` reads no memory (memoised per node for this function)."""
+        hit = self.f.pure.get(id(e))
+        if hit is not None:
+            return hit[1]
+        if isinstance(e, (L.Load, L.Reduce)):
+            r = False
+        elif isinstance(e, L.Var):
+            r = e.name not in self.f.data
+        else:
+            r = all(self._pure(c) for c in L.children(e))
+        self.f.pure[id(e)] = (e, r)
+        return r
+
     def _nonneg(self, e: L.Expr) -> bool:
         """Whether an integer expression is known to be >= 0 (loop counters, symbols, their sums,
         products and quotients): its floor divisions are then C's truncating ones."""
@@ -462,6 +480,8 @@ class Emitter:
     def _bin(self, e: L.Bin, index: bool) -> str:
         dt = e.dtype
         op = e.op
+        if not index and dt.name == "i64" and self._pure(e):
+            index = True  # arithmetic of loop counters, symbols and constants: an address, not data
         a, b = self.expr(e.a, index), self.expr(e.b, index)
         if dt.kind == "bool":
             op = {"min": "and", "max": "or", "add": "or", "mul": "and", "sub": "xor"}.get(op, op)
@@ -501,7 +521,7 @@ class Emitter:
                 return f"({t})(({u}){a} {sym} ({u}){b})"
             return f"({t})({a} {sym} {b})"
         if op in ("div", "rem", "floordiv", "mod"):
-            if index and self._nonneg(e.a) and self._nonneg(e.b) and isinstance(e.b, L.Const) and e.b.value > 0:
+            if isinstance(e.b, L.Const) and e.b.value > 0 and (not signed or self._nonneg(e.a)):
                 return f"({a} {'/' if op in ('div', 'floordiv') else '%'} {b})"
             if not signed:
                 key = "div_u" if op in ("div", "floordiv") else "rem_u"
