@@ -53,8 +53,8 @@ def _driver():
 def _error_name(err) -> str:
     d = _driver()
     try:
-        r, name = d.cuGetErrorName(err)
-        r2, text = d.cuGetErrorString(err)
+        _, name = d.cuGetErrorName(err)
+        _, text = d.cuGetErrorString(err)
         name = name.decode() if isinstance(name, bytes) else str(name)
         text = text.decode() if isinstance(text, bytes) else str(text)
         return f"{name} ({text})"

@@ -19,7 +19,7 @@ import llvmlite.ir as ir
 
 from ..ir import loops as L
 from . import llvm_codegen as C
-from .llvm_codegen import F16, F32, F64, I32, I64, PTR, VOID, CodegenError, FnGen, ModuleGen, Value
+from .llvm_codegen import I32, I64, PTR, VOID, CodegenError, FnGen, ModuleGen, Value
 from .nvptx_math import MathLib
 
 TRIPLE = "nvptx64-nvidia-cuda"
@@ -189,4 +189,4 @@ class GpuFnGen(FnGen):
         return super()._bin(op, a, b, dt, vec)
 
 
-__all__ = ["NVPTXModuleGen", "GpuFnGen", "TRIPLE", "F16", "F32", "F64"]
+__all__ = ["NVPTXModuleGen", "GpuFnGen", "TRIPLE"]
