@@ -10,8 +10,8 @@ min/max propagate NaN and order -0 below +0, float -> int casts truncate and sat
 
 Values live in registers of these C types: ``f32`` float, ``f64`` double, ``f16`` and ``bf16`` float
 (rounded back to their precision after every operation, as the CPU target does), integers their C
-type, ``bool`` bool. In memory ``f16`` is ``half`` (``vload_half``/``vstore_half``), ``bf16`` the upper
-16 bits of a float, ``bool`` a byte. The narrow formats (float8, float4, int4, int2) are refused.
+type, ``bool`` bool. In memory ``f16`` is its 16 bits (converted in software, bit-exact), ``bf16`` the upper
+16 bits of a float, ``bool`` a byte. The narrow formats (float8, float4, int4, int2) follow the CPU target (:mod:`kiln.targets.cstyle_narrow`).
 
 Every expression node becomes one ``const`` temporary (SSA form, memoised per node), so shared
 subexpressions are computed once and the text grows linearly with the IR. A :class:`~kiln.ir.loops.Reduce`
@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 from ..ir import loops as L
 from ..ir.dtypes import DType
+from ..ir.dtypes import dtype as _dtype
+from . import cstyle_narrow as _narrow
 
 
 class CodegenError(Exception):
@@ -46,12 +48,9 @@ class Dialect:
     barrier: str                # the work-group barrier statement
     axes: dict                  # loop kind ("gpu.block.x", ...) -> index expression (an integer)
     sat_cast: str               # "{t}" C type, "{x}" value: float -> int, truncating, saturating, NaN -> 0
-    load_half: str              # "{p}" pointer, "{i}" offset -> float
-    store_half: str             # "{p}", "{i}", "{v}" (a float already rounded to half)
-    round_half: str             # helper body: "{x}" float -> float rounded to half (to nearest even)
-    round_half_d: str           # the same from a double
     bits_of: dict               # C type -> bit reinterpretation format ("{x}"), e.g. as_uint({x})
     from_bits: dict             # C type -> the inverse
+    constant: str = "__constant"   # qualifier of module-level constant tables
     fp64_pragma: str = ""
     prelude: str = ""
     inline: str = "static inline"
@@ -62,7 +61,7 @@ _CTYPE = {"f32": "float", "f64": "double", "f16": "float", "bf16": "float", "i8"
           "i16": "short", "u16": "ushort", "i32": "int", "u32": "uint", "i64": "long", "u64": "ulong",
           "bool": "bool"}
 _UNSIGNED = {"char": "uchar", "short": "ushort", "int": "uint", "long": "ulong"}
-_MEMTYPE = {"f16": "half", "bf16": "ushort", "bool": "uchar"}
+_MEMTYPE = {"f16": "ushort", "bf16": "ushort", "bool": "uchar"}
 _UNARY_FN = {"exp": "exp", "log": "log", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tan": "tan",
              "asin": "asin", "acos": "acos", "atan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
              "asinh": "asinh", "acosh": "acosh", "atanh": "atanh", "erf": "erf", "floor": "floor",
@@ -74,7 +73,9 @@ def ctype(dt: DType) -> str:
     """The C register type of ``dt``; CodegenError for the formats the C targets lack."""
     t = _CTYPE.get(dt.name)
     if t is None:
-        raise CodegenError(f"dtype {dt} has no C-style code generation (narrow formats are CPU-only)")
+        if _narrow.is_narrow(dt):
+            return _narrow.reg_ctype(dt)
+        raise CodegenError(f"dtype {dt} has no C-style code generation")
     return t
 
 
@@ -82,7 +83,7 @@ def memtype(dt: DType, scope: str = "global") -> str:
     """The C element type of a buffer of ``dt``: global buffers keep the artifact's byte layout, local and
     shared buffers hold register values (half and bfloat16 as float)."""
     if scope == "global":
-        return _MEMTYPE.get(dt.name) or ctype(dt)
+        return _MEMTYPE.get(dt.name) or ("uchar" if _narrow.is_narrow(dt) else ctype(dt))
     if dt.kind == "bool":
         return "uchar"
     return ctype(dt)
@@ -124,23 +125,43 @@ def _helpers(d: Dialect) -> dict:
                 f"if (r != 0 && ((r < 0) != (b < 0))) return r + b; return r == 0 ? copysign(r, b) : r; }}",
         "fsign": f"{inl} {{T}} kiln_fsign_{{T}}({{T}} a) {{ return a > 0 ? ({{T}})1 : (a < 0 ? ({{T}})-1 : "
                  f"(isnan(a) ? a : ({{T}})0)); }}",
-        "rh": f"{inl} float kiln_rh(float x) {{ {d.round_half} }}",
-        "rh_d": f"{inl} float kiln_rh_d(double x) {{ {d.round_half_d} }}",
+        # half precision in software, bit-exact like numpy: to nearest even, NaN payloads shifted (never
+        # quieted or canonicalised by a hardware conversion)
+        "h2f": f"{inl} float kiln_h2f(ushort h) {{ uint s = ((uint)h & 0x8000u) << 16; "
+               f"uint e = ((uint)h >> 10) & 0x1Fu, m = (uint)h & 0x3FFu; "
+               f"if (e == 0) {{ float v = (float)m * 5.9604644775390625e-8f; return s ? -v : v; }} "
+               f"if (e == 31) return {d.from_bits['float'].format(x='s | 0x7F800000u | (m << 13)')}; "
+               f"return {d.from_bits['float'].format(x='s | ((e + 112u) << 23) | (m << 13)')}; }}",
+        "f2h": _to_half(inl, "float", "uint", d.bits_of["float"], 8, 23, 127),
+        "d2h": _to_half(inl, "double", "ulong", d.bits_of["double"], 11, 52, 1023),
+        "rh": f"{inl} float kiln_rh(float x) {{ return kiln_h2f(kiln_f2h(x)); }}",
+        "rh_d": f"{inl} float kiln_rh_d(double x) {{ return kiln_h2f(kiln_d2h(x)); }}",
         "bf16_bits": f"{inl} uint kiln_bf16_bits(float x) {{ uint b = {d.bits_of['float'].format(x='x')}; "
                      f"return isnan(x) ? 0x7FC00000u : ((b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u); }}",
         "rbf": f"{inl} float kiln_rbf(float x) {{ return {d.from_bits['float'].format(x='kiln_bf16_bits(x)')}; }}",
-        # bit-exact half <-> float for bitcasts (NaN payloads kept: no hardware conversion quiets them)
-        "half_from_bits": f"{inl} float kiln_half_from_bits(ushort h) {{ uint s = ((uint)h & 0x8000u) << 16; "
-                          f"uint e = ((uint)h >> 10) & 0x1Fu, m = (uint)h & 0x3FFu; "
-                          f"if (e == 0) {{ float v = (float)m * 5.9604644775390625e-8f; return s ? -v : v; }} "
-                          f"if (e == 31) return {d.from_bits['float'].format(x='s | 0x7F800000u | (m << 13)')}; "
-                          f"return {d.from_bits['float'].format(x='s | ((e + 112u) << 23) | (m << 13)')}; }}",
-        "half_to_bits": f"{inl} ushort kiln_half_to_bits(float x) {{ uint b = {d.bits_of['float'].format(x='x')}; "
-                        f"ushort s = (ushort)((b >> 16) & 0x8000u); uint e = (b >> 23) & 0xFFu, m = b & 0x7FFFFFu; "
-                        f"if (e == 255) return (ushort)(s | 0x7C00u | (m >> 13)); "
-                        f"if (e > 112) return (ushort)(s | ((e - 112u) << 10) | (m >> 13)); "
-                        f"return (ushort)(s | (uint)(fabs(x) * 16777216.0f)); }}",
     }
+
+
+_F32, _I8 = _dtype("f32"), _dtype("i8")
+
+
+def _to_half(inl: str, t: str, u: str, bits_of: str, ebits: int, mbits: int, bias: int) -> str:
+    """``ushort kiln_{f,d}2h(t x)``: the half bits of a float / double, rounded to nearest even."""
+    name = "kiln_f2h" if t == "float" else "kiln_d2h"
+    emax = (1 << ebits) - 1
+    one = "1u" if u == "uint" else "1UL"
+    return (f"{inl} ushort {name}({t} x) {{ {u} b = {bits_of.format(x='x')}; "
+            f"ushort s = (ushort)((b >> {ebits + mbits - 15}) & 0x8000u); int e = (int)((b >> {mbits}) & {emax}u); "
+            f"{u} m = b & (({one} << {mbits}) - 1); "
+            f"if (e == {emax}) {{ if (m == 0) return (ushort)(s | 0x7C00u); "
+            f"ushort r = (ushort)(0x7C00u | (uint)(m >> {mbits - 10})); return (ushort)(s | (r == 0x7C00u ? 0x7C01u : r)); }} "
+            f"int he = e - {bias - 15}; if (he >= 31) return (ushort)(s | 0x7C00u); "
+            f"if (he <= 0) {{ if (he < -10) return s; m |= {one} << {mbits}; int sh = {mbits - 9} - he; "
+            f"{u} hm = m >> sh, rem = m & (({one} << sh) - 1), tie = {one} << (sh - 1); "
+            f"if (rem > tie || (rem == tie && (hm & 1))) hm++; return (ushort)(s | (uint)hm); }} "
+            f"{u} hm = m >> {mbits - 10}, rem = m & (({one} << {mbits - 10}) - 1), tie = {one} << {mbits - 11}; "
+            f"uint r = (uint)s | ((uint)he << 10) | (uint)hm; "
+            f"if (rem > tie || (rem == tie && (hm & 1))) r++; return (ushort)r; }}")
 
 
 _BITS = {"char": 8, "uchar": 8, "short": 16, "ushort": 16, "int": 32, "uint": 32, "long": 64, "ulong": 64}
@@ -190,6 +211,36 @@ class Emitter:
             "{B}", str(_BITS.get(T, 0))) if T else tpl
         self.helpers.setdefault((key, T), code)
         return T
+
+    def _need_code(self, key, code: str):
+        self.helpers.setdefault(key, code)
+
+    # the narrow formats' helpers (see cstyle_narrow): each returns the helper's name
+    def _dec(self, dt) -> str:
+        for key, code in _narrow.decode(dt, self.d.inline, self.d.constant, self.d.from_bits["float"]):
+            self._need_code(key, code)
+        return f"kiln_dec_{dt.name}"
+
+    def _enc(self, dt, saturate=True, round_mode="up") -> str:
+        name, code = _narrow.encode(dt, saturate, round_mode, self.d.inline, self.d.bits_of["float"],
+                                    self.d.bits_of["float"].replace("uint", "int"))
+        self._need_code(("enc", name), code)
+        return name
+
+    def _rt(self, dt) -> str:
+        self._dec(dt)
+        name, code = _narrow.round_to(dt, self.d.inline, self._enc(dt, False, "nearest"))
+        self._need_code(("rt", name), code)
+        return name
+
+    def _wrap(self, dt) -> str:
+        name, code = _narrow.wrap(dt, self.d.inline)
+        self._need_code(("wrap", name), code)
+        return name
+
+    def _post(self, text: str, dt: DType) -> str:
+        """An integer result of a narrow int dtype wrapped to its width."""
+        return f"{self._wrap(dt)}({text})" if _narrow.is_narrow_int(dt) else text
 
     def _fail(self, what: str):
         raise CodegenError(f"kernel {self.kernel_name}: {what}")
@@ -333,9 +384,14 @@ class Emitter:
         p = _ident(buf.name)
         dt = buf.dtype
         if buf.scope == "global" and dt.name == "f16":
-            self._emit(self.d.store_half.format(p=p, i=off, v=v) + ";")
+            self._need("f2h")
+            self._emit(f"{p}[{off}] = kiln_f2h({v});")
         elif buf.scope == "global" and dt.name == "bf16":
             self._emit(f"{p}[{off}] = (ushort)({self.d.bits_of['float'].format(x=v)} >> 16);")
+        elif buf.scope == "global" and _narrow.is_narrow_float(dt):  # register values are representable
+            self._emit(f"{p}[{off}] = {self._enc(dt, False, 'down')}({v});")
+        elif buf.scope == "global" and _narrow.is_narrow_int(dt):
+            self._emit(f"{p}[{off}] = (uchar)((uchar){v} & {(1 << dt.bits) - 1}u);")
         elif dt.kind == "bool":
             self._emit(f"{p}[{off}] = (uchar)({v} ? 1 : 0);")
         else:
@@ -373,12 +429,12 @@ class Emitter:
         if isinstance(e, L.Load):
             text = self._load(e)
         elif isinstance(e, L.Bin):
-            text = self._bin(e, index)
+            text = self._post(self._bin(e, index), e.dtype)
         elif isinstance(e, L.Cmp):
             a, b = self.expr(e.a, index), self.expr(e.b, index)
             text = f"({a} {_CMP[e.op]} {b})"
         elif isinstance(e, L.Un):
-            text = self._un(e)
+            text = self._post(self._un(e), e.dtype)
         elif isinstance(e, L.Select):
             c, a, b = self.expr(e.cond), self.expr(e.a, index), self.expr(e.b, index)
             text = f"({c} ? {a} : {b})"
@@ -426,15 +482,23 @@ class Emitter:
         p = _ident(buf.name)
         dt = buf.dtype
         if buf.scope == "global" and dt.name == "f16":
-            return self.d.load_half.format(p=p, i=off)
+            self._need("h2f")
+            return f"kiln_h2f({p}[{off}])"
         if buf.scope == "global" and dt.name == "bf16":
             return self.d.from_bits["float"].format(x=f"((uint){p}[{off}] << 16)")
+        if buf.scope == "global" and _narrow.is_narrow_float(dt):
+            return f"{self._dec(dt)}({p}[{off}])"
+        if buf.scope == "global" and _narrow.is_narrow_int(dt):
+            return f"{self._wrap(dt)}({p}[{off}])"
         if dt.kind == "bool":
             return f"({p}[{off}] != 0)"
         return f"{p}[{off}]"
 
     def _const(self, value, dt: DType) -> str:
         self._check_dtype(dt)
+        if _narrow.is_narrow(dt):
+            v = _narrow.const(value, dt)
+            return self._const(v, _F32 if _narrow.is_narrow_float(dt) else _I8) if dt.kind != "uint" else f"((uchar){v})"
         if dt.kind == "bool":
             return "true" if value else "false"
         if dt.is_float:
@@ -469,12 +533,16 @@ class Emitter:
 
     def _rounded(self, text: str, dt: DType) -> str:
         if dt.name == "f16":
+            self._need("h2f")
+            self._need("f2h")
             self._need("rh")
             return f"kiln_rh({text})"
         if dt.name == "bf16":
             self._need("bf16_bits")
             self._need("rbf")
             return f"kiln_rbf({text})"
+        if _narrow.is_narrow_float(dt):
+            return f"{self._rt(dt)}({text})"
         return text
 
     def _bin(self, e: L.Bin, index: bool) -> str:
@@ -521,6 +589,8 @@ class Emitter:
                 return f"({t})(({u}){a} {sym} ({u}){b})"
             return f"({t})({a} {sym} {b})"
         if op in ("div", "rem", "floordiv", "mod"):
+            if isinstance(e.b, L.Const) and e.b.value == 0:
+                return f"({t})0"  # x / 0 == 0 (in dead code: a loop over an empty dim)
             if isinstance(e.b, L.Const) and e.b.value > 0 and (not signed or self._nonneg(e.a)):
                 return f"({a} {'/' if op in ('div', 'floordiv') else '%'} {b})"
             if not signed:
@@ -602,6 +672,8 @@ class Emitter:
         if src == dst:
             return a
         t = ctype(dst)
+        if _narrow.is_narrow(dst):
+            return self._cast_narrow(a, src, dst, e.saturate, e.round_mode)
         if dst.kind == "bool":
             return f"({a} != 0)"
         if src.kind == "bool":
@@ -609,7 +681,9 @@ class Emitter:
         if src.is_float and dst.is_float:
             if dst.name == "f16":
                 if src.name == "f64":
-                    self._need("rh_d")
+                    self.uses_f64 = True
+                    for key in ("h2f", "d2h", "rh_d"):
+                        self._need(key)
                     return f"kiln_rh_d({a})"
                 return self._rounded(a, dst)
             if dst.name == "bf16":
@@ -621,6 +695,24 @@ class Emitter:
             return self._rounded(f"({'double' if dst.name == 'f64' else 'float'}){a}", dst)
         return f"({t}){a}"
 
+    def _cast_narrow(self, a: str, src: DType, dst: DType, saturate: bool, round_mode: str) -> str:
+        """``cast<dst>`` into a narrow format, as the CPU target does (kiln.targets.llvm_narrow.cast)."""
+        if _narrow.is_narrow_float(dst):
+            if src.kind == "bool":
+                x = f"(float)({a} ? 1 : 0)"
+            elif src.is_int and src.bits == 64:  # the reference goes int64 -> float64 -> float32
+                self.uses_f64 = True
+                x = f"(float)(double){a}"
+            else:
+                x = f"(float){a}"
+            return f"{self._dec(dst)}({self._enc(dst, saturate, round_mode)}({x}))"
+        if src.kind == "bool":
+            return f"(({ctype(dst)})({a} ? 1 : 0))"
+        if src.is_float:  # truncate toward zero, keep the low bits; NaN, inf and |x| >= 2**62 give 0
+            t = self.d.sat_cast.format(t="long", x=a)
+            return f"{self._wrap(dst)}(fabs({a}) < 0x1p62f ? {t} : 0L)"
+        return f"{self._wrap(dst)}((long){a})"
+
     def _bits(self, a: str, dt: DType) -> tuple:
         """(C text of the raw bits, the unsigned C type holding them)."""
         if dt.name == "f32":
@@ -630,8 +722,14 @@ class Emitter:
         if dt.name == "bf16":
             return f"(ushort)({self.d.bits_of['float'].format(x=a)} >> 16)", "ushort"
         if dt.name == "f16":
-            self._need("half_to_bits")
-            return f"kiln_half_to_bits({a})", "ushort"
+            self._need("f2h")
+            return f"kiln_f2h({a})", "ushort"
+        if _narrow.is_narrow_float(dt):
+            return f"{self._enc(dt, False, 'down')}({a})", "uchar"
+        if _narrow.is_narrow_int(dt):
+            return f"(uchar)((uchar){a} & {(1 << dt.bits) - 1}u)", "uchar"
+        if dt.kind == "bool":
+            return f"(uchar)({a} ? 1 : 0)", "uchar"
         t = memtype(dt)
         return f"({_UNSIGNED.get(t, t)}){a}", _UNSIGNED.get(t, t)
 
@@ -645,8 +743,12 @@ class Emitter:
         if dst.name == "bf16":
             return self.d.from_bits["float"].format(x=f"((uint){bits} << 16)")
         if dst.name == "f16":
-            self._need("half_from_bits")
-            return f"kiln_half_from_bits((ushort){bits})"
+            self._need("h2f")
+            return f"kiln_h2f((ushort){bits})"
+        if _narrow.is_narrow_float(dst):
+            return f"{self._dec(dst)}((uchar){bits})"
+        if _narrow.is_narrow_int(dst):
+            return f"{self._wrap(dst)}((uchar){bits})"
         if dst.kind == "bool":
             return f"({bits} != 0)"
         return f"({ctype(dst)}){bits}"
@@ -695,7 +797,7 @@ class Emitter:
         memo = self.f.memo
         self.f.memo = [{}]
         try:
-            text = self._bin(L.Bin(op, a, b, dt), False)
+            text = self._post(self._bin(L.Bin(op, a, b, dt), False), dt)
         finally:
             self.f.memo = memo
             del self.f.names["__a"], self.f.names["__b"]
@@ -740,10 +842,6 @@ OPENCL = Dialect(
     axes={"gpu.block.x": "get_group_id(0)", "gpu.block.y": "get_group_id(1)", "gpu.block.z": "get_group_id(2)",
           "gpu.thread.x": "get_local_id(0)", "gpu.thread.y": "get_local_id(1)", "gpu.thread.z": "get_local_id(2)"},
     sat_cast="(isnan({x}) ? ({t})0 : convert_{t}_sat_rtz({x}))",
-    load_half="vload_half({i}, {p})",
-    store_half="vstore_half_rte({v}, {i}, {p})",
-    round_half="ushort h; vstore_half_rte(x, 0, (half *)&h); return vload_half(0, (const half *)&h);",
-    round_half_d="ushort h; vstore_half_rte(x, 0, (half *)&h); return vload_half(0, (const half *)&h);",
     bits_of={"float": "as_uint({x})", "double": "as_ulong({x})"},
     from_bits={"float": "as_float({x})", "double": "as_double({x})"},
     fp64_pragma="#pragma OPENCL EXTENSION cl_khr_fp64 : enable",
