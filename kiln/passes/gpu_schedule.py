@@ -523,8 +523,11 @@ class _Scheduler:
         K = _prod([ext for _, ext in r.axes])
         if min(_size(M), _size(N)) < 8 or _size(M) * _size(N) < 256 or _size(K) < 8:
             return None
+        batch = 1
+        for f in b_loops:
+            batch *= _size(f.extent)
         tiles = self.tiles or _choose_tiles(_size(M), _size(N), self.max_threads, self.local_memory,
-                                            r.body.dtype.bits // 8)
+                                            r.body.dtype.bits // 8, batch)
         if tiles is None:
             return None
         return self._gemm(nest, r, X, Y, m_loops, n_loops, b_loops, M, N, K, tiles)
@@ -532,12 +535,16 @@ class _Scheduler:
     def _gemm(self, nest, r, X, Y, m_loops, n_loops, b_loops, M, N, K, tl: Tiles) -> Launch:
         dt = r.body.dtype
         T = tl.threads
+        if T % tl.tm or T % tl.tn or (tl.tk * tl.tm) % T or (tl.tk * tl.tn) % T:
+            raise ValueError(f"GEMM tiles {tl}: the work-group ({T} work-items) must divide both tiles' rows "
+                             f"and k-steps evenly")
         MT, NT = _ceil_div(M, tl.tm), _ceil_div(N, tl.tn)
         B = _prod([f.extent for f in b_loops])
         g, t = self.var("g"), self.var("t")
         nt, mt, bi = self.var("nt"), self.var("mt"), self.var("bi")
         tm, tn = self.var("tm"), self.var("tn")
-        kt, kk, q, e = self.var("kt"), self.var("kk"), self.var("q"), self.var("e")
+        ar, br = self.var("ar"), self.var("br")
+        kt, kk, q = self.var("kt"), self.var("kk"), self.var("q")
         i, j = self.var("ri"), self.var("rj")
         As = L.Buffer(self.var("As").name, dt, (tl.tk, tl.tm), scope="shared")
         Bs = L.Buffer(self.var("Bs").name, dt, (tl.tk, tl.tn), scope="shared")
@@ -545,37 +552,25 @@ class _Scheduler:
         ra = L.Buffer(self.var("ra").name, dt, (tl.rm,), scope="local")
         rb = L.Buffer(self.var("rb").name, dt, (tl.rn,), scope="local")
         zero = L.const(0, dt)
-        env_b = self._flatten(b_loops, bi) if b_loops else {}
-        kaxes = [(v, ext) for v, ext in r.axes]
+        kaxes = list(r.axes)
 
-        def at(expr, m_idx=None, n_idx=None, k_idx=None):
-            env = dict(env_b)
-            if m_idx is not None:
-                env.update(self._flatten(m_loops, m_idx))
-            if n_idx is not None:
-                env.update(self._flatten(n_loops, n_idx))
-            if k_idx is not None:
-                env.update({v.name: d for (v, _), d in zip(kaxes, _digits(k_idx, [x for _, x in kaxes]))})
-            return L.substitute(expr, env)
+        def at_k(expr, kg):
+            return L.substitute(expr, {v.name: d for (v, _), d in zip(kaxes, _digits(kg, [x for _, x in kaxes]))})
 
-        def tile_load(buf, side, span, along_k_fastest, fn):
-            """Fill ``buf[tk, span]`` with ``fn(row, k)`` for this tile, zero past the edges."""
-            per = (tl.tk * span + T - 1) // T
-            if along_k_fastest:
-                kk_e, x_e = e % tl.tk, e // tl.tk
-            else:
-                kk_e, x_e = e // span, e % span
-            base = mt * tl.tm if side == "m" else nt * tl.tn
-            row = base + x_e
+        def tile_load(buf, span, row_ok, expr):
+            """Fill ``buf[tk, span]`` for this k step: work-item t loads column ``t % span`` (its row of X
+            or column of Y, whose indices are computed once, before the k loop) at k steps
+            ``q * (T / span) + t / span``; zero past the edges."""
+            kk_e = q * (T // span) + t // span
             kg = kt * tl.tk + kk_e
-            ext = M if side == "m" else N
-            ok = L.binary("and", L.binary("lt", row, ext), L.binary("lt", kg, K))
-            fill = L.If(ok, L.Store(buf, (kk_e, x_e), fn(row, kg)), L.Store(buf, (kk_e, x_e), zero))
-            inside = fill if (tl.tk * span) % T == 0 else L.If(L.binary("lt", e, tl.tk * span), fill)
-            return L.For(q, L.Const(per), L.Let(e, q * T + t, inside), "unrolled")
+            col = t % span
+            ok = L.binary("and", row_ok, L.binary("lt", kg, K))
+            fill = L.If(ok, L.Store(buf, (kk_e, col), at_k(expr, kg)), L.Store(buf, (kk_e, col), zero))
+            return L.For(q, L.Const(tl.tk * span // T), fill, "unrolled")
 
-        load_a = tile_load(As, "m", tl.tm, True, lambda m, k: at(X, m_idx=m, k_idx=k))
-        load_b = tile_load(Bs, "n", tl.tn, False, lambda n, k: at(Y, n_idx=n, k_idx=k))
+        a_ok, b_ok = L.Var(self.var("aok").name, L.BOOL), L.Var(self.var("bok").name, L.BOOL)
+        load_a = tile_load(As, tl.tm, a_ok, X)
+        load_b = tile_load(Bs, tl.tn, b_ok, Y)
         step = L.seq(
             L.For(i, L.Const(tl.rm), L.Store(ra, (i,), As[kk, tm * tl.rm + i]), "unrolled"),
             L.For(j, L.Const(tl.rn), L.Store(rb, (j,), Bs[kk, tn * tl.rn + j]), "unrolled"),
@@ -587,8 +582,7 @@ class _Scheduler:
                      "unrolled")
         m_of = mt * tl.tm + tm * tl.rm + i
         n_of = nt * tl.tn + tn * tl.rn + j
-        env = dict(env_b)
-        env.update(self._flatten(m_loops, m_of))
+        env = self._flatten(m_loops, m_of)
         env.update(self._flatten(n_loops, n_of))
         out_value = L.map_expr(nest.store.value, lambda x: acc[i, j] if x == r else None)
         store = L.Store(nest.store.buf, tuple(L.substitute(x, env) for x in nest.store.index),
@@ -596,23 +590,51 @@ class _Scheduler:
         ok = L.binary("and", L.binary("lt", m_of, M), L.binary("lt", n_of, N))
         epilogue = L.For(i, L.Const(tl.rm), L.For(j, L.Const(tl.rn), L.If(ok, store), "unrolled"), "unrolled")
         cols = tl.tn // tl.rn
-        body = L.Let(nt, g % NT, L.Let(mt, (g // NT) % MT, L.Let(bi, g // (NT * MT), L.Let(
-            tm, t // cols, L.Let(tn, t % cols, L.Alloc(As, L.Alloc(Bs, L.Alloc(acc, L.Alloc(ra, L.Alloc(
-                rb, L.seq(init, kloop, epilogue)))))))))))
+        body: L.Stmt = L.Alloc(As, L.Alloc(Bs, L.Alloc(acc, L.Alloc(ra, L.Alloc(rb, L.seq(init, kloop, epilogue))))))
+        # what stays fixed for this work-item, outermost first: its tile, batch index, register block, and
+        # the indices of the X row and Y column it loads (the loop variables they stand for, bound once)
+        binders = [(nt, g % NT), (mt, (g // NT) % MT), (bi, g // (NT * MT))]
+        binders += [(f.var, self._flatten(b_loops, bi)[f.var.name]) for f in b_loops]
+        binders += [(tm, t // cols), (tn, t % cols), (ar, mt * tl.tm + t % tl.tm)]
+        binders += [(f.var, self._flatten(m_loops, ar)[f.var.name]) for f in m_loops]
+        binders += [(br, nt * tl.tn + t % tl.tn)]
+        binders += [(f.var, self._flatten(n_loops, br)[f.var.name]) for f in n_loops]
+        binders += [(a_ok, L.binary("lt", ar, M)), (b_ok, L.binary("lt", br, N))]
+        for v, val in reversed(binders):
+            body = L.Let(v, L.simplify(val), body)
         ranges = {t.name: (0, T - 1), tm.name: (0, tl.tm // tl.rm - 1), tn.name: (0, cols - 1)}
         body = L.simplify_stmt(body, ranges)
         return self.launch(body, g, L.simplify(B * MT * NT), t, T, "gemm")
 
 
-def _choose_tiles(M: int, N: int, max_threads: int, local_memory: int, itemsize: int) -> Tiles | None:
-    """The largest square-ish tile the work-group size and shared memory allow (64, 32 or 16 wide)."""
-    for tm, tn in ((64, 64), (32, 64), (64, 32), (32, 32), (16, 64), (64, 16), (16, 16)):
-        if (tm > 16 and M < tm // 2) or (tn > 16 and N < tn // 2):
+#: tile candidates, preferred first: (tm, tn, rm, rn)
+TILE_CANDIDATES = ((128, 128, 8, 8), (128, 64, 8, 8), (64, 128, 8, 8), (64, 64, 8, 8), (64, 64, 4, 4),
+                   (32, 64, 4, 8), (64, 32, 8, 4), (32, 32, 4, 4), (16, 64, 4, 4), (64, 16, 4, 4),
+                   (16, 32, 4, 4), (32, 16, 4, 4), (16, 16, 4, 4))
+#: a tile is taken only if it leaves at least this many work-groups (when a smaller one could)
+MIN_GROUPS = 16
+
+
+def _choose_tiles(M: int, N: int, max_threads: int, local_memory: int, itemsize: int, batch: int = 1):
+    """The first candidate tile that fits (work-group size, shared memory, loads that divide evenly),
+    is no wider than its dims (above 16) and leaves ``MIN_GROUPS`` work-groups; failing the last, the
+    fitting one with the most work-groups. None when none fits."""
+    best = None
+    for tm, tn, rm, rn in TILE_CANDIDATES:
+        t = Tiles(tm=tm, tn=tn, rm=rm, rn=rn)
+        T = t.threads
+        if T > max_threads or 2 * t.tk * (tm + tn) * itemsize > local_memory:
             continue
-        t = Tiles(tm=tm, tn=tn)
-        if t.threads <= max_threads and 2 * t.tk * (tm + tn) * itemsize <= local_memory:
+        if T % tm or T % tn or (t.tk * tm) % T or (t.tk * tn) % T:
+            continue
+        if (tm > 16 and M < tm) or (tn > 16 and N < tn):
+            continue
+        groups = batch * -(-M // tm) * -(-N // tn)
+        if groups >= MIN_GROUPS:
             return t
-    return None
+        if best is None or groups > best[0]:
+            best = (groups, t)
+    return best[1] if best else None
 
 
 def _fit_threads(n: int, max_threads: int) -> int:
