@@ -103,6 +103,12 @@ def _size(e) -> int:
     return SYMBOLIC if s is None else s
 
 
+def _least(e: L.Expr) -> int:
+    """``e`` with every symbol 1 (a symbolic batch at its smallest), at least 1."""
+    v = _static(L.substitute(e, {n: L.Const(1) for n in L.free_vars(e)}))
+    return max(1, v if v is not None else 1)
+
+
 def _prod(exts) -> L.Expr:
     out: L.Expr = L.Const(1)
     for e in exts:
@@ -523,10 +529,9 @@ class _Scheduler:
         K = _prod([ext for _, ext in r.axes])
         if min(_size(M), _size(N)) < 8 or _size(M) * _size(N) < 256 or _size(K) < 8:
             return None
-        batch = 1
-        for f in b_loops:
-            batch *= _size(f.extent)
-        tiles = self.tiles or _choose_tiles(_size(M), _size(N), self.max_threads, self.local_memory,
+        # tiles for the smallest run: a symbolic dim (a batch) counts as 1
+        batch = _least(_prod([f.extent for f in b_loops]))
+        tiles = self.tiles or _choose_tiles(_least(M), _least(N), self.max_threads, self.local_memory,
                                             r.body.dtype.bits // 8, batch)
         if tiles is None:
             return None
