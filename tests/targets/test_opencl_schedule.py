@@ -98,7 +98,7 @@ def test_matmul_is_tiled_through_shared_memory():
     w = b.const(np.ones((48, 70), np.float32), "w")
     (k,) = kernels(b.build([b.op("relu", b.op("matmul", x, w))]))
     (ln,) = schedule(k)
-    assert ln.strategy == "gemm" and ln.threads in (64, 128, 256)
+    assert ln.strategy == "gemm" and ln.threads in (16, 32, 64, 128, 256)
     text = str(ln.kernel)
     assert text.count("alloc shared") == 2 and text.count("barrier") == 2
     src = Emitter(OPENCL).module([(ln.kernel, "gemm")])
