@@ -78,3 +78,22 @@ def test_readme_frontend_examples_run(heading, framework, capsys):
     exec(compile(code, "README.md", "exec"), {})
     first = capsys.readouterr().out.splitlines()[0]
     assert float(first.split()[0]) < 1e-4, first
+
+
+def test_readme_gpu_example_runs(tmp_path, capsys):
+    """The OpenCL/CUDA example: compiled, saved, loaded on the OpenCL device, run; the PTX artifact saved."""
+    pytest.importorskip("pyopencl")
+    from kiln.runtime import opencl
+
+    if not opencl.devices():
+        pytest.skip("no OpenCL device")
+    code = _block("## GPUs and other devices: OpenCL and CUDA", "python")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    assert "[" in capsys.readouterr().out
+    assert (tmp_path / "tiny_cnn_ocl.kiln").exists() and (tmp_path / "tiny_cnn_cuda.kiln").exists()
