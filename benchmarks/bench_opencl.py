@@ -62,11 +62,12 @@ def bench_one(name: str, runs: int, warmup: int, threads: int, device: str | Non
 
 
 def table(rows) -> str:
-    lines = ["| model | opencl ms | cpu ms | opencl / cpu | max rel err | launches | first call s | compile s (ocl / cpu) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | opencl ms | cpu ms | opencl / cpu | max rel err | launches | first call s "
+             "| compile s (ocl / cpu) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['ocl_ms']:.1f} | {r['cpu_ms']:.1f} | {r['ratio']:.2f}x | {r['err']:.1e} | "
-                     f"{r['launches']} | {r['first_call_s']:.1f} | {r['ocl_compile_s']:.1f} / {r['cpu_compile_s']:.1f} |")
+        lines.append(f"| {r['model']} | {r['ocl_ms']:.1f} | {r['cpu_ms']:.1f} | {r['ratio']:.2f}x | {r['err']:.1e} "
+                     f"| {r['launches']} | {r['first_call_s']:.1f} "
+                     f"| {r['ocl_compile_s']:.1f} / {r['cpu_compile_s']:.1f} |")
     return "\n".join(lines)
 
 

@@ -37,7 +37,6 @@ the target records it per kernel in the artifact.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ..ir import loops as L

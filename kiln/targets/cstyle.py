@@ -10,8 +10,9 @@ min/max propagate NaN and order -0 below +0, float -> int casts truncate and sat
 
 Values live in registers of these C types: ``f32`` float, ``f64`` double, ``f16`` and ``bf16`` float
 (rounded back to their precision after every operation, as the CPU target does), integers their C
-type, ``bool`` bool. In memory ``f16`` is its 16 bits (converted in software, bit-exact), ``bf16`` the upper
-16 bits of a float, ``bool`` a byte. The narrow formats (float8, float4, int4, int2) follow the CPU target (:mod:`kiln.targets.cstyle_narrow`).
+type, ``bool`` bool. In memory ``f16`` is its 16 bits (converted in software, bit-exact), ``bf16`` the
+upper 16 bits of a float, ``bool`` a byte. The narrow formats (float8, float4, int4, int2) follow the
+CPU target (:mod:`kiln.targets.cstyle_narrow`).
 
 Every expression node becomes one ``const`` temporary (SSA form, memoised per node), so shared
 subexpressions are computed once and the text grows linearly with the IR. A :class:`~kiln.ir.loops.Reduce`
@@ -154,7 +155,8 @@ def _to_half(inl: str, t: str, u: str, bits_of: str, ebits: int, mbits: int, bia
             f"ushort s = (ushort)((b >> {ebits + mbits - 15}) & 0x8000u); int e = (int)((b >> {mbits}) & {emax}u); "
             f"{u} m = b & (({one} << {mbits}) - 1); "
             f"if (e == {emax}) {{ if (m == 0) return (ushort)(s | 0x7C00u); "
-            f"ushort r = (ushort)(0x7C00u | (uint)(m >> {mbits - 10})); return (ushort)(s | (r == 0x7C00u ? 0x7C01u : r)); }} "
+            f"ushort r = (ushort)(0x7C00u | (uint)(m >> {mbits - 10})); "
+            f"return (ushort)(s | (r == 0x7C00u ? 0x7C01u : r)); }} "
             f"int he = e - {bias - 15}; if (he >= 31) return (ushort)(s | 0x7C00u); "
             f"if (he <= 0) {{ if (he < -10) return s; m |= {one} << {mbits}; int sh = {mbits - 9} - he; "
             f"{u} hm = m >> sh, rem = m & (({one} << sh) - 1), tie = {one} << (sh - 1); "
@@ -498,7 +500,9 @@ class Emitter:
         self._check_dtype(dt)
         if _narrow.is_narrow(dt):
             v = _narrow.const(value, dt)
-            return self._const(v, _F32 if _narrow.is_narrow_float(dt) else _I8) if dt.kind != "uint" else f"((uchar){v})"
+            if dt.kind == "uint":
+                return f"((uchar){v})"
+            return self._const(v, _F32 if _narrow.is_narrow_float(dt) else _I8)
         if dt.kind == "bool":
             return "true" if value else "false"
         if dt.is_float:
@@ -514,7 +518,9 @@ class Emitter:
                 return f"(({t})NAN)"
             if math.isinf(v):
                 return f"(({t}){'-' if v < 0 else ''}INFINITY)"
-            return f"(({t}){v.hex()}{suffix})" if v < 0 or (v == 0 and math.copysign(1, v) < 0) else f"{v.hex()}{suffix}"
+            if v < 0 or (v == 0 and math.copysign(1, v) < 0):
+                return f"(({t}){v.hex()}{suffix})"
+            return f"{v.hex()}{suffix}"
         v = int(value)
         t = ctype(dt)
         bits = dt.bits

@@ -33,7 +33,7 @@ def _have_device() -> bool:
 pytestmark = pytest.mark.skipif(not _have_device(), reason="no OpenCL device")
 
 ROOT = Path(__file__).parents[2]
-STRIDE = 12
+STRIDE = 20
 
 
 def _names(path: Path) -> set:
