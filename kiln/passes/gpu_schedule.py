@@ -31,6 +31,12 @@ and launches run in order. The strategies, tried in this order:
 ``serial``
     Anything else (sorting, scans, data-dependent loops): one work-item runs the statement as written.
 
+What a code generator provides for a scheduled kernel: the block and thread loops are no loops but
+the work-group and work-item index; an ``Alloc`` of a ``shared`` buffer is one per work-group (OpenCL
+``__local``, CUDA ``__shared__``), of a ``local`` buffer one per work-item; a ``Barrier`` is a
+work-group barrier fencing shared memory, which the schedule only places where every work-item of the
+group arrives (never under a condition that differs between them).
+
 Fused loops (``f // c``, ``f % c``) are split back into their digits first, so a batch fused with
 channels does not hide a GEMM. :func:`launch_geometry` reads the launch back from a scheduled kernel;
 the target records it per kernel in the artifact.
