@@ -15,14 +15,13 @@ the kernel or step and the CUDA error name.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 
 import numpy as np
 
 from ..errors import ArtifactError
-from .opencl import evaluate
+from .launch import evaluate, read_launch_table
 
 _LOCK = threading.Lock()
 _DEVICES: dict = {}    # ordinal -> (device, primary context)
@@ -145,15 +144,7 @@ class CudaExecutor:
 
     def __init__(self, manifest: dict, members: dict, *, device=None):
         opts = manifest.get("target", {}).get("options") or {}
-        table_name = opts.get("launch_table", "launch.json")
-        if table_name not in members:
-            raise ArtifactError(f"the CUDA artifact lacks its launch table '{table_name}'")
-        try:
-            self.table = json.loads(bytes(members[table_name]).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ArtifactError(f"member '{table_name}' is not valid JSON ({e})") from None
-        if self.table.get("version") != 1:
-            raise ArtifactError(f"launch table version {self.table.get('version')!r} is not one this kiln reads (1)")
+        self.table = read_launch_table(manifest, members, "CUDA")
         self.ptx = bytes(members[manifest["binary"]])
         self.sm = opts.get("sm", "")
         w = manifest.get("weights")

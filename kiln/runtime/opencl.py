@@ -13,13 +13,13 @@ only when an OpenCL artifact is loaded.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 
 import numpy as np
 
 from ..errors import ArtifactError
+from .launch import evaluate, read_launch_table
 
 _LOCK = threading.Lock()
 _CONTEXTS: dict = {}   # device key -> (context, queue)
@@ -120,31 +120,6 @@ def build(dev, source: str):
         return _PROGRAMS[key]
 
 
-def evaluate(e, env: dict) -> int:
-    """A launch-table expression (see ``kiln.targets.opencl.encode``) for symbol values ``env``."""
-    if isinstance(e, int):
-        return e
-    if isinstance(e, str):
-        return int(env[e])
-    op, a, b = e
-    x, y = evaluate(a, env), evaluate(b, env)
-    if op == "+":
-        return x + y
-    if op == "-":
-        return x - y
-    if op == "*":
-        return x * y
-    if op == "//":
-        return x // y if y else 0
-    if op == "%":
-        return x % y if y else 0
-    if op == "min":
-        return min(x, y)
-    if op == "max":
-        return max(x, y)
-    raise ArtifactError(f"launch table: unknown operator {op!r}")
-
-
 def load(manifest: dict, members: dict, *, num_threads=None, device=None) -> "OpenCLExecutor":
     """The executor interface (see ``kiln.runtime.module``); ``num_threads`` does not apply."""
     return OpenCLExecutor(manifest, members, device=device)
@@ -156,16 +131,7 @@ class OpenCLExecutor:
     OpenCL implementations do not survive once initialised (PoCL's threads stay in the parent)."""
 
     def __init__(self, manifest: dict, members: dict, *, device=None):
-        opts = manifest.get("target", {}).get("options") or {}
-        table_name = opts.get("launch_table", "launch.json")
-        if table_name not in members:
-            raise ArtifactError(f"the OpenCL artifact lacks its launch table '{table_name}'")
-        try:
-            self.table = json.loads(bytes(members[table_name]).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ArtifactError(f"member '{table_name}' is not valid JSON ({e})") from None
-        if self.table.get("version") != 1:
-            raise ArtifactError(f"launch table version {self.table.get('version')!r} is not one this kiln reads (1)")
+        self.table = read_launch_table(manifest, members, "OpenCL")
         self.source = bytes(members[manifest["binary"]]).decode("utf-8")
         w = manifest.get("weights")
         self._blob = members[w["member"]] if w else b""

@@ -22,13 +22,12 @@ the PTX ahead of time (``-ptxas=1``, and the tests).
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 
 from ..ir import loops as L
 from .base import Caps, Target, TargetBinary, register
-from .opencl import LAUNCH_TABLE, encode
+from .launch import LAUNCH_TABLE, encode, launch_table
 
 PTX = "model.ptx"
 #: the SM architectures the target accepts (LLVM's NVPTX processors that ptxas 12.x assembles)
@@ -109,18 +108,7 @@ class CudaTarget(Target):
             from . import ptxas
 
             ptxas.validate(ptx, self.options.sm)
-        calls = []
-        for c in program.calls:
-            args = []
-            for a in c.args:
-                if a.kind in ("input", "output"):
-                    args.append({"kind": a.kind, "index": a.index})
-                else:
-                    args.append({"kind": a.kind, "offset": encode(L.dim_expr(a.offset))})
-            calls.append({"kernel": c.kernel, "args": args, "syms": list(c.syms)})
-        table = {"version": 1, "symbols": list(program.symbols), "kernels": kernels, "calls": calls,
-                 "workspace": encode(L.dim_expr(program.workspace_size))}
-        members = {PTX: ptx.encode("utf-8"), LAUNCH_TABLE: json.dumps(table, indent=1).encode("utf-8")}
+        members = {PTX: ptx.encode("utf-8"), LAUNCH_TABLE: launch_table(program, kernels)}
         opts = self.describe()["options"]
         opts.update(launch_table=LAUNCH_TABLE, language="PTX", ptx_version=_ptx_version(ptx),
                     launches=sum(len(v["launches"]) for v in kernels.values()))

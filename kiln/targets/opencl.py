@@ -7,7 +7,7 @@ loop-IR kernel may become several launches, so the mapping happens here rather t
 
 ``kernels``
     per loop-IR kernel, its launches in order: function name, number of work-groups (an integer
-    expression over the symbols, see :func:`encode`), work-items per group and the strategy;
+    expression over the symbols, see ``kiln.targets.launch.encode``), work-items per group and the strategy;
     and the element size of each parameter (arguments are passed as buffer + element offset);
 ``calls``
     the program's call sequence: per call the kernel and, per parameter, where it points
@@ -20,13 +20,12 @@ workspace on the device and moves only inputs and outputs.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from ..ir import loops as L
 from .base import Caps, Target, TargetBinary, register
+from .launch import LAUNCH_TABLE, encode, launch_table
 
-LAUNCH_TABLE = "launch.json"
 SOURCE = "model.cl"
 
 
@@ -80,18 +79,7 @@ class OpenCLTarget(Target):
         source = em.module(fns)
         if dump:
             dump(SOURCE, source)
-        calls = []
-        for c in program.calls:
-            args = []
-            for a in c.args:
-                if a.kind in ("input", "output"):
-                    args.append({"kind": a.kind, "index": a.index})
-                else:
-                    args.append({"kind": a.kind, "offset": encode(L.dim_expr(a.offset))})
-            calls.append({"kernel": c.kernel, "args": args, "syms": list(c.syms)})
-        table = {"version": 1, "symbols": list(program.symbols), "kernels": kernels, "calls": calls,
-                 "workspace": encode(L.dim_expr(program.workspace_size)), "fp64": em.uses_f64}
-        members = {SOURCE: source.encode("utf-8"), LAUNCH_TABLE: json.dumps(table, indent=1).encode("utf-8")}
+        members = {SOURCE: source.encode("utf-8"), LAUNCH_TABLE: launch_table(program, kernels, fp64=em.uses_f64)}
         opts = self.describe()["options"]
         opts.update(launch_table=LAUNCH_TABLE, language="OpenCL C 1.2", fp64=em.uses_f64,
                     launches=sum(len(v["launches"]) for v in kernels.values()))
@@ -106,17 +94,3 @@ def _itemsize(ctype: str) -> int:
     return _ITEMSIZE[ctype]
 
 
-_OPS = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "mod": "%", "min": "min", "max": "max"}
-
-
-def encode(e: L.Expr):
-    """An int64 expression over symbols as JSON: an int, a symbol name, or ``[op, a, b]`` with op one
-    of ``+ - * // % min max`` (floor division and modulo); the runtime evaluates it per call."""
-    e = L.simplify(e)
-    if isinstance(e, L.Const):
-        return int(e.value)
-    if isinstance(e, L.Var):
-        return e.name
-    if isinstance(e, L.Bin) and e.op in _OPS and e.dtype.is_int:
-        return [_OPS[e.op], encode(e.a), encode(e.b)]
-    raise ValueError(f"launch expression {L.fmt_expr(e)} is not integer arithmetic over the symbols")
