@@ -110,10 +110,11 @@ class ModuleGen:
     def intrinsic(self, base: str, t, nargs: int = 1):
         return self.declare(f"{base}.{_suffix(t)}", t, [t] * nargs)
 
-    def kernel(self, k: L.Kernel, name: str | None = None) -> ir.Function:
+    def signature(self, k: L.Kernel, name: str):
+        """The function of kernel ``k``, its buffers (noalias pointers) then its symbols (i64), with the
+        maps a code generator starts from: ``(function, {id(buffer): pointer}, {symbol: Value})``."""
         args = [PTR] * len(k.params) + [I64] * len(k.syms)
-        fn = ir.Function(self.module, ir.FunctionType(VOID, args), name=name or k.name)
-        fn.linkage = "internal"
+        fn = ir.Function(self.module, ir.FunctionType(VOID, args), name=name)
         for i, b in enumerate(k.params):
             fn.args[i].name = b.name
             fn.args[i].add_attribute("noalias")
@@ -122,7 +123,11 @@ class ModuleGen:
             a = fn.args[len(k.params) + j]
             a.name = s
             env[s] = Value(a, False)
-        bufs = {id(b): fn.args[i] for i, b in enumerate(k.params)}
+        return fn, {id(b): fn.args[i] for i, b in enumerate(k.params)}, env
+
+    def kernel(self, k: L.Kernel, name: str | None = None) -> ir.Function:
+        fn, bufs, env = self.signature(k, name or k.name)
+        fn.linkage = "internal"
         FnGen(self, fn, bufs, env).emit_body(k.body)
         return fn
 

@@ -40,18 +40,8 @@ class NVPTXModuleGen(ModuleGen):
         self._shared = 0
 
     def entry(self, k: L.Kernel, name: str, threads: int) -> ir.Function:
-        args = [PTR] * len(k.params) + [I64] * len(k.syms)
-        fn = ir.Function(self.module, ir.FunctionType(VOID, args), name=name)
+        fn, bufs, env = self.signature(k, name)
         fn.calling_convention = "ptx_kernel"
-        for i, b in enumerate(k.params):
-            fn.args[i].name = b.name
-            fn.args[i].add_attribute("noalias")
-        env = {}
-        for j, s in enumerate(k.syms):
-            a = fn.args[len(k.params) + j]
-            a.name = s
-            env[s] = Value(a, False)
-        bufs = {id(b): fn.args[i] for i, b in enumerate(k.params)}
         GpuFnGen(self, fn, bufs, env).emit_body(k.body)
         md = self.module.add_metadata([fn, ir.MetaDataString(self.module, "maxntidx"), I32(int(threads))])
         self.module.add_named_metadata("nvvm.annotations").add(md)
