@@ -275,14 +275,20 @@ def _windows(n_in, n_out):
     return [((i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)) for i in range(n_out)]
 
 
+def _adaptive_geometry(cx, x, output_size, nd):
+    """``(output sizes, x with a batch dim, undo that, static spatial sizes)`` of an adaptive pool."""
+    out = [static_int(cx, o, "an adaptive pooling size") for o in _listn_dims(cx, output_size, nd)]
+    xin, squeeze = _batched(cx, x, nd)
+    spatial = list(cx.e.shape(xin))[2:]
+    if not all(isinstance(d, int) for d in spatial):
+        raise ConversionError(f"adaptive pooling of the symbolic spatial dims {spatial}")
+    return out, xin, squeeze, spatial
+
+
 def _adaptive_avg(nd):
     def conv(cx, x, output_size):
         e = cx.e
-        out = [static_int(cx, o, "an adaptive pooling size") for o in _listn_dims(cx, output_size, nd)]
-        xin, squeeze = _batched(cx, x, nd)
-        spatial = list(e.shape(xin))[2:]
-        if not all(isinstance(d, int) for d in spatial):
-            raise ConversionError(f"adaptive pooling of the symbolic spatial dims {spatial}")
+        out, xin, squeeze, spatial = _adaptive_geometry(cx, x, output_size, nd)
         if all(i % o == 0 for i, o in zip(spatial, out)):
             k = [i // o for i, o in zip(spatial, out)]
             if all(kk == 1 for kk in k):
@@ -322,11 +328,7 @@ def _adaptive_max(nd):
         e = cx.e
         if cx.used(1):
             raise ConversionError("the indices of adaptive max pooling are not supported")
-        out = [static_int(cx, o, "an adaptive pooling size") for o in _listn_dims(cx, output_size, nd)]
-        xin, squeeze = _batched(cx, x, nd)
-        spatial = list(e.shape(xin))[2:]
-        if not all(isinstance(d, int) for d in spatial):
-            raise ConversionError(f"adaptive pooling of the symbolic spatial dims {spatial}")
+        out, xin, squeeze, spatial = _adaptive_geometry(cx, x, output_size, nd)
         if all(i % o == 0 for i, o in zip(spatial, out)):
             k = [i // o for i, o in zip(spatial, out)]
             return (squeeze(e.op("max_pool", xin, kernel=k, strides=k, pads=[0] * (2 * nd))[0]), None)

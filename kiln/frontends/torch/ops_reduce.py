@@ -192,22 +192,18 @@ def _safe_softmax(cx, x, dim, dtype=None):
     return e.op("where", dead, cx.tensor(0.0, e.dtype(sm)), sm)
 
 
-@converts("aten.cumsum.default")
-def _cumsum(cx, x, dim, dtype=None):
-    e = cx.e
-    x = e.cast(x, cx.out_dtype)
-    if e.rank(x) == 0:
-        return x
-    return e.op("cumsum", x, axis=axis(dim, e.rank(x)))
+def _cumulative(core):
+    def conv(cx, x, dim, dtype=None):
+        e = cx.e
+        x = e.cast(x, cx.out_dtype)
+        if e.rank(x) == 0:
+            return x
+        return e.op(core, x, axis=axis(dim, e.rank(x)))
+    return conv
 
 
-@converts("aten.cumprod.default")
-def _cumprod(cx, x, dim, dtype=None):
-    e = cx.e
-    x = e.cast(x, cx.out_dtype)
-    if e.rank(x) == 0:
-        return x
-    return e.op("cumprod", x, axis=axis(dim, e.rank(x)))
+converts("aten.cumsum.default")(_cumulative("cumsum"))
+converts("aten.cumprod.default")(_cumulative("cumprod"))
 
 
 @converts("aten.topk.default")
